@@ -1,0 +1,3 @@
+//! One module per command; each parses nothing itself and calls the library.
+
+pub mod policy;

@@ -1,0 +1,25 @@
+//! The sealops library: sealed manifests, crypto, repository layout and (as they land) policy,
+//! git, audit and rotation. The `sealops` CLI and `sealops-controller` are thin binaries over it.
+//!
+//! Which API to use when:
+//! - Load keys with [`keys::IdentitySet::load`]; parse recipients with `"age1…".parse::<keys::Recipient>()`.
+//! - Read a manifest with [`manifest::Manifest::parse`], write it with
+//!   [`manifest::Manifest::to_yaml`] through [`fsutil::write_atomic`].
+//! - Change values with the methods in [`seal`] (`seal_values`, `reveal`, `rewrap`, …).
+//! - Find the repository and its manifests with [`repo::Repository`]; it owns the path ↔
+//!   secret-path mapping and the `.sealops/config.yaml` it loaded.
+//!
+//! Secrets in memory are [`secret::SecretValue`] / [`envelope::SessionKey`]: zeroed on drop,
+//! `[redacted]` in `Debug`.
+
+pub mod config;
+pub mod envelope;
+pub mod fsutil;
+pub mod keys;
+pub mod manifest;
+pub mod repo;
+pub mod schema;
+pub mod seal;
+pub mod secret;
+pub mod value;
+mod yaml;

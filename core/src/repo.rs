@@ -1,0 +1,146 @@
+//! The user's repository: where it is, its configuration, and where manifests live.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::manifest::{ManifestError, SecretPath};
+
+/// Path of the configuration file, relative to the repository root.
+pub const CONFIG_FILE: &str = ".sealops/config.yaml";
+/// Path of the signers file, relative to the repository root.
+pub const SIGNERS_FILE: &str = ".sealops/allowed_signers";
+/// The folders of the repository convention.
+pub const FOLDERS: [&str; 5] = ["secrets", "policies", "identities", "targets", "backends"];
+
+/// Errors finding or reading a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(
+        "no sealops repository at {start} or any parent (looked for {CONFIG_FILE}): run `sealops init` there, or pass --repo DIR"
+    )]
+    NotFound { start: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ManifestError),
+    #[error("{path} is not under {secrets}: manifests live below the secrets/ folder")]
+    OutsideSecrets { path: PathBuf, secrets: PathBuf },
+    #[error("{path}: {problem}")]
+    BadPath { path: PathBuf, problem: String },
+}
+
+/// An opened repository: its root and configuration.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    root: PathBuf,
+    pub config: Config,
+}
+
+impl Repository {
+    /// Finds the repository containing `start` (like git: walks up to the first directory with
+    /// `.sealops/config.yaml`).
+    pub fn discover(start: &Path) -> Result<Self, RepoError> {
+        let start = std::path::absolute(start).map_err(|source| RepoError::Io {
+            path: start.to_owned(),
+            source,
+        })?;
+        let mut dir = Some(start.as_path());
+        while let Some(candidate) = dir {
+            if candidate.join(CONFIG_FILE).is_file() {
+                return Self::open(candidate);
+            }
+            dir = candidate.parent();
+        }
+        Err(RepoError::NotFound { start })
+    }
+
+    /// Opens the repository rooted at `root`.
+    pub fn open(root: &Path) -> Result<Self, RepoError> {
+        let path = root.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => RepoError::NotFound {
+                start: root.to_owned(),
+            },
+            _ => RepoError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let config = Config::parse(&text, &path.display().to_string())?;
+        Ok(Self {
+            root: root.to_owned(),
+            config,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE)
+    }
+
+    /// The file of a secret: `secrets/<path>.yaml`.
+    pub fn manifest_file(&self, path: &SecretPath) -> PathBuf {
+        self.secrets_dir().join(format!("{path}.yaml"))
+    }
+
+    /// The secret path of a manifest file below `secrets/`.
+    pub fn secret_path_of(&self, file: &Path) -> Result<SecretPath, RepoError> {
+        let absolute = std::path::absolute(file).map_err(|source| RepoError::Io {
+            path: file.to_owned(),
+            source,
+        })?;
+        let secrets = self.secrets_dir();
+        let relative = absolute
+            .strip_prefix(&secrets)
+            .map_err(|_| RepoError::OutsideSecrets {
+                path: file.to_owned(),
+                secrets: secrets.clone(),
+            })?;
+        let text = relative.to_string_lossy();
+        SecretPath::parse(&text).map_err(|problem| RepoError::BadPath {
+            path: file.to_owned(),
+            problem,
+        })
+    }
+
+    /// Every manifest file below `dir` (a directory inside `secrets/`), sorted.
+    pub fn manifests_under(dir: &Path) -> Result<Vec<PathBuf>, RepoError> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(current) = pending.pop() {
+            let entries = std::fs::read_dir(&current).map_err(|source| RepoError::Io {
+                path: current.clone(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| RepoError::Io {
+                    path: current.clone(),
+                    source,
+                })?;
+                let file_type = entry.file_type().map_err(|source| RepoError::Io {
+                    path: entry.path(),
+                    source,
+                })?;
+                let path = entry.path();
+                if file_type.is_dir() {
+                    pending.push(path);
+                } else if file_type.is_file() && path.extension().is_some_and(|e| e == "yaml") {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}

@@ -1,0 +1,70 @@
+//! YAML reading with errors that name file, line and column, and never quote the input.
+//!
+//! serde-saphyr's rendered errors include a snippet of the source; a manifest line may hold a
+//! plaintext written by mistake, so errors here carry the location and message only.
+
+use serde::de::DeserializeOwned;
+use serde_saphyr::{SnippetMode, render_options};
+
+use crate::manifest::{Location, ManifestError};
+
+/// Deserialises `text`; errors carry `file:line:column`.
+pub fn from_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ManifestError> {
+    serde_saphyr::from_str::<T>(text).map_err(|error| {
+        let location = error.location();
+        let message = error.render_with_options(render_options! { snippets: SnippetMode::Off });
+        // The plain rendering appends " at line L column C"; the location is shown up front.
+        let message = match message.rfind(" at line ") {
+            Some(index) => message[..index].to_owned(),
+            None => message,
+        };
+        ManifestError {
+            location: Location {
+                file: file.to_owned(),
+                line: location.map(|l| l.line()).filter(|l| *l > 0),
+                column: location.map(|l| l.column()).filter(|c| *c > 0),
+            },
+            problem: message,
+        }
+    })
+}
+
+/// The 1-based line of top-level `section:` or, with `key`, of `key:` inside that section.
+///
+/// Manifests are written canonically (two-space indent), which is what this looks for; a
+/// hand-formatted file may give `None`, and errors then name the file only.
+pub fn find_line(text: &str, section: &str, key: Option<&str>) -> Option<u64> {
+    let mut in_section = false;
+    for (index, line) in text.lines().enumerate() {
+        let indented = line.starts_with(' ');
+        if !indented {
+            in_section = line.split(':').next() == Some(section);
+            if in_section && key.is_none() {
+                return Some(index as u64 + 1);
+            }
+            continue;
+        }
+        if let (true, Some(key)) = (in_section, key) {
+            let entry = line.trim_start();
+            let name = entry.split(':').next().unwrap_or_default().trim_matches('"');
+            if name == key && line.len() - entry.len() == 2 {
+                return Some(index as u64 + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sections_and_keys() {
+        let text = "sealops: v1\ndata:\n  A: x\n  \"yes\": y\nplain:\n  A: z\n";
+        assert_eq!(find_line(text, "data", None), Some(2));
+        assert_eq!(find_line(text, "data", Some("yes")), Some(4));
+        assert_eq!(find_line(text, "plain", Some("A")), Some(6));
+        assert_eq!(find_line(text, "plain", Some("B")), None);
+    }
+}
