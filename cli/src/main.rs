@@ -1,37 +1,51 @@
 //! `sealops`: seal secrets into reviewable git manifests.
+//!
+//! The binary only parses arguments ([`args`]), calls `sealops-core`, and turns errors into
+//! messages and exit codes ([`exit::Outcome`]).
 
+mod args;
 mod cmd;
+mod context;
 mod exit;
+mod output;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
+use crate::args::{Cli, Command};
 use crate::exit::Outcome;
-
-#[derive(Debug, Parser)]
-#[command(name = "sealops", version, about = "Git-native secrets management with Vault's discipline")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Vault-syntax ACL policies.
-    Policy(cmd::policy::PolicyArgs),
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Policy(args) => cmd::policy::run(args),
-    };
+    let result = run(cli);
     match result {
         Ok(outcome) => outcome.into(),
+        Err(error) if output::is_broken_pipe(&error) => Outcome::Success.into(),
         Err(error) => {
             eprintln!("error: {error:#}");
             Outcome::Error.into()
         }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let global = cli.global;
+    match cli.command {
+        Command::Keygen(args) => cmd::keys::keygen(args),
+        Command::Init(args) => cmd::init::run(args),
+        Command::Seal(args) => cmd::seal::seal(&global, args),
+        Command::Set(args) => cmd::seal::set(&global, args),
+        Command::Unset(args) => cmd::seal::unset(&global, args),
+        Command::Reveal(args) => cmd::reveal::run(&global, args),
+        Command::Edit(args) => cmd::edit::run(&global, args),
+        Command::Recipients(args) => cmd::recipients::run(&global, args),
+        Command::Rewrap(args) => cmd::rewrap::rewrap(&global, args),
+        Command::RotateDataKey(args) => cmd::rewrap::rotate_data_key(&global, args),
+        Command::Verify(args) => cmd::verify::run(&global, args),
+        Command::Policy(args) => cmd::policy::run(args),
+        Command::Schema(args) => cmd::meta::schema(args),
+        Command::Completions(args) => cmd::meta::completions(args),
+        Command::Man(args) => cmd::meta::man(args),
     }
 }

@@ -22,4 +22,4 @@ pub mod schema;
 pub mod seal;
 pub mod secret;
 pub mod value;
-mod yaml;
+pub mod yaml;

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::manifest::{ManifestError, SecretPath};
+use crate::keys::Recipient;
+use crate::manifest::{Manifest, ManifestError, SecretPath};
+use crate::seal::RecipientNames;
 
 /// Path of the configuration file, relative to the repository root.
 pub const CONFIG_FILE: &str = ".sealops/config.yaml";
@@ -26,7 +28,13 @@ pub enum RepoError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Config(#[from] ManifestError),
+    Format(#[from] ManifestError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} is not under {secrets}: manifests live below the secrets/ folder")]
     OutsideSecrets { path: PathBuf, secrets: PathBuf },
     #[error("{path}: {problem}")]
@@ -112,6 +120,52 @@ impl Repository {
             path: file.to_owned(),
             problem,
         })
+    }
+
+    /// The current recipients, in configuration order.
+    pub fn recipients(&self) -> Vec<Recipient> {
+        self.config
+            .recipients()
+            .into_iter()
+            .map(|r| r.recipient)
+            .collect()
+    }
+
+    /// Names for the recipients, for messages.
+    pub fn recipient_names(&self) -> RecipientNames {
+        RecipientNames::new(&self.config.recipients())
+    }
+
+    /// A path relative to the repository root, for messages.
+    pub fn display_path(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Reads the manifest of `path`; `None` when it does not exist yet.
+    pub fn read_manifest(&self, path: &SecretPath) -> Result<Option<Manifest>, RepoError> {
+        let file = self.manifest_file(path);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(Some(Manifest::parse(&text, &self.display_path(&file))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(RepoError::Io { path: file, source }),
+        }
+    }
+
+    /// Writes a manifest to `secrets/<path>.yaml` atomically, creating folders as needed.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), RepoError> {
+        let file = self.manifest_file(&manifest.path);
+        let write_error = |source| RepoError::Write {
+            path: file.clone(),
+            source,
+        };
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        crate::fsutil::write_atomic(&file, manifest.to_yaml().as_bytes(), 0o644)
+            .map_err(write_error)
     }
 
     /// Every manifest file below `dir` (a directory inside `secrets/`), sorted.

@@ -46,13 +46,37 @@ pub fn find_line(text: &str, section: &str, key: Option<&str>) -> Option<u64> {
         }
         if let (true, Some(key)) = (in_section, key) {
             let entry = line.trim_start();
-            let name = entry.split(':').next().unwrap_or_default().trim_matches('"');
+            let name = entry
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"');
             if name == key && line.len() - entry.len() == 2 {
                 return Some(index as u64 + 1);
             }
         }
     }
     None
+}
+
+/// A scalar written plain when YAML reads it back as the same string, else JSON-quoted (JSON
+/// strings are valid YAML double-quoted scalars).
+pub fn scalar(text: &str) -> String {
+    const SPECIAL: [&str; 9] = ["y", "yes", "n", "no", "true", "false", "on", "off", "null"];
+    let starts_well = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    let plain_safe = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/') || c == ':');
+    let ends_well = !text.ends_with(':');
+    if starts_well
+        && plain_safe
+        && ends_well
+        && !SPECIAL.contains(&text.to_ascii_lowercase().as_str())
+    {
+        text.to_owned()
+    } else {
+        serde_json::to_string(text).expect("a string serialises")
+    }
 }
 
 #[cfg(test)]

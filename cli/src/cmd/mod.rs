@@ -1,3 +1,13 @@
-//! One module per command; each parses nothing itself and calls the library.
+//! One module per command (or family of commands). Each turns validated arguments into calls to
+//! `sealops-core` and reports on stderr; data goes to stdout.
 
+pub mod edit;
+pub mod init;
+pub mod keys;
+pub mod meta;
 pub mod policy;
+pub mod recipients;
+pub mod reveal;
+pub mod rewrap;
+pub mod seal;
+pub mod verify;

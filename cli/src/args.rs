@@ -1,0 +1,274 @@
+//! What the user typed: clap definitions for every command. Validation into library types
+//! happens in each command's module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealops",
+    version,
+    about = "Git-native secrets management with Vault's discipline",
+    long_about = "Seal secret values to cluster public keys (X25519, age format) into YAML manifests \
+that are reviewed in pull requests. Key names stay readable; values do not.",
+    after_help = "Examples:\n  sealops keygen\n  sealops init --recipient prod=age1...\n  \
+sealops seal apps/payments/db --from-literal PASSWORD=s3cret\n  sealops reveal apps/payments/db\n\n\
+Exit codes: 0 success, 1 problems found (e.g. verify), 2 error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every repository command understands.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Repository root (default: found from the current directory, like git).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Identity file(s) (age-keygen format). Default: $SEALOPS_IDENTITY_FILE, then
+    /// ~/.config/sealops/identity.txt.
+    #[arg(long, short = 'i', global = true, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an identity (private key file) and print its public key.
+    #[command(
+        after_help = "Examples:\n  sealops keygen                 # writes ~/.config/sealops/identity.txt\n  \
+sealops keygen -o cluster.key  # prints age1... on stdout"
+    )]
+    Keygen(KeygenArgs),
+    /// Create .sealops/config.yaml and the folders of the repository convention.
+    #[command(after_help = "Examples:\n  sealops init --recipient prod=age1...\n  \
+sealops init ./infra --recipient age1... --recipient break-glass=age1...")]
+    Init(InitArgs),
+    /// Create or update secrets/SECRET_PATH.yaml; keys not named stay byte-identical.
+    #[command(
+        after_help = "Works with public keys only: no identity is needed to seal.\n\n\
+Examples:\n  sealops seal apps/payments/db --from-literal PASSWORD=s3cret --plain HOST=db.internal\n  \
+sealops seal apps/web --from-env-file .env\n  sealops seal apps/tls --from-file tls.key=./server.key\n  \
+printf %s \"$TOKEN\" | sealops seal ci/deploy --stdin TOKEN"
+    )]
+    Seal(SealArgs),
+    /// Set one key (VALUE, or stdin with `-` or when omitted).
+    #[command(
+        after_help = "Examples:\n  sealops set apps/payments/db PASSWORD s3cret\n  \
+printf %s \"$PW\" | sealops set apps/payments/db PASSWORD -\n  sealops set apps/payments/db HOST db.internal --plain"
+    )]
+    Set(SetArgs),
+    /// Remove keys from a manifest.
+    #[command(after_help = "Example:\n  sealops unset apps/payments/db OLD_PASSWORD")]
+    Unset(UnsetArgs),
+    /// Decrypt and print values (needs an identity that is a recipient).
+    #[command(
+        after_help = "TARGET is a secret path (apps/payments/db), a manifest file, or a \
+directory of manifests.\n\nExamples:\n  sealops reveal apps/payments/db\n  sealops reveal apps/payments/db --key PASSWORD\n  \
+sealops reveal secrets/apps -o json\n  sealops reveal apps/web -o env > .env"
+    )]
+    Reveal(RevealArgs),
+    /// Edit a manifest's values in $EDITOR; only changed values are sealed again.
+    #[command(
+        after_help = "The decrypted values go to a private temporary file (mode 0600) that is \
+removed on every exit path.\n\nExample:\n  EDITOR=vim sealops edit apps/payments/db"
+    )]
+    Edit(EditArgs),
+    /// List, add or remove recipients in .sealops/config.yaml.
+    Recipients(RecipientsArgs),
+    /// Re-wrap session keys to the current recipients (needs an identity; values unchanged).
+    #[command(
+        after_help = "Run after `sealops recipients add`. Only session entries change.\n\n\
+Examples:\n  sealops rewrap --all\n  sealops rewrap apps/payments"
+    )]
+    Rewrap(BulkArgs),
+    /// Re-encrypt every value under a fresh session key (e.g. after removing a recipient).
+    #[command(
+        after_help = "Examples:\n  sealops rotate-data-key --all\n  sealops rotate-data-key apps/payments/db"
+    )]
+    RotateDataKey(BulkArgs),
+    /// Check manifests: structure, schema, recipients, no plaintext; with an identity, open every value.
+    #[command(
+        after_help = "Opens values only with an identity given by --identity or \
+SEALOPS_IDENTITY_FILE.\n\nExamples:\n  sealops verify\n  sealops verify apps/payments secrets/ci/deploy.yaml\n  \
+SEALOPS_IDENTITY_FILE=cluster.key sealops verify"
+    )]
+    Verify(VerifyArgs),
+    /// Vault-syntax ACL policies.
+    Policy(cmd::policy::PolicyArgs),
+    /// Print or write the JSON Schemas of the file formats.
+    #[command(
+        after_help = "Examples:\n  sealops schema --out schemas/\n  sealops schema --check schemas/"
+    )]
+    Schema(SchemaArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  sealops completions bash > /etc/bash_completion.d/sealops\n  \
+sealops completions zsh > ~/.zfunc/_sealops"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    #[command(
+        after_help = "Examples:\n  sealops man | man -l -\n  sealops man --out /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the identity (mode 0600; never overwritten).
+    /// Default: ~/.config/sealops/identity.txt.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to set up (default: the current directory).
+    pub dir: Option<PathBuf>,
+    /// A recipient: `age1…` or `NAME=age1…` (repeatable).
+    #[arg(long, short = 'r', value_name = "[NAME=]AGE1")]
+    pub recipient: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The secret's path below secrets/ (e.g. apps/payments/db).
+    pub secret_path: String,
+    /// KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub from_literal: Vec<String>,
+    /// KEY=FILE: the file's bytes become the value (repeatable).
+    #[arg(long, value_name = "KEY=FILE")]
+    pub from_file: Vec<String>,
+    /// Every KEY=VALUE of a dotenv file.
+    #[arg(long, value_name = "FILE")]
+    pub from_env_file: Option<PathBuf>,
+    /// Read KEY's value from standard input (bytes as given).
+    #[arg(long, value_name = "KEY")]
+    pub stdin: Option<String>,
+    /// KEY=VALUE stored in clear under `plain:` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub plain: Vec<String>,
+    /// Scope of a new manifest: strict (default), under:<dir> or repository.
+    #[arg(long)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    pub secret_path: String,
+    pub key: String,
+    /// The value; `-` or omitted reads standard input (hidden prompt on a terminal).
+    pub value: Option<String>,
+    /// Store the value in clear under `plain:`.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    pub secret_path: String,
+    #[arg(required = true)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RevealFormat {
+    Yaml,
+    Json,
+    Env,
+}
+
+#[derive(Debug, Args)]
+pub struct RevealArgs {
+    /// Secret path, manifest file or directory.
+    pub target: String,
+    /// Print only this key's value, as raw bytes.
+    #[arg(long, short = 'k')]
+    pub key: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "yaml")]
+    pub output: RevealFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    pub secret_path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RecipientsArgs {
+    #[command(subcommand)]
+    pub command: RecipientsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientsCommand {
+    /// List recipients with their key ids.
+    List,
+    /// Add a recipient; then run `sealops rewrap --all`.
+    #[command(
+        after_help = "Example:\n  sealops recipients add age1... --name prod-eu --role cluster && sealops rewrap --all"
+    )]
+    Add {
+        /// The public key, age1…
+        key: String,
+        /// A short name (default: recipient-N).
+        #[arg(long)]
+        name: Option<String>,
+        /// cluster, break-glass or person.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Remove a recipient by name or key; then run `sealops rotate-data-key --all`.
+    #[command(
+        after_help = "Example:\n  sealops recipients remove old-cluster && sealops rotate-data-key --all"
+    )]
+    Remove {
+        /// Name or age1… key.
+        recipient: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Secret paths, manifest files or directories.
+    pub paths: Vec<String>,
+    /// Every manifest in the repository.
+    #[arg(long, conflicts_with = "paths")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Secret paths, manifest files or directories (default: every manifest).
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write the schema files into DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "check")]
+    pub out: Option<PathBuf>,
+    /// Fail (exit 1) when the files in DIR differ from the generated schemas.
+    #[arg(long, value_name = "DIR")]
+    pub check: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write sealops.1 and one page per command into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}

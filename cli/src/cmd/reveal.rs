@@ -1,0 +1,215 @@
+//! `sealops reveal`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use anyhow::bail;
+use sealops_core::repo::Repository;
+use sealops_core::seal::RecipientNames;
+use sealops_core::secret::SecretValue;
+use zeroize::Zeroizing;
+
+use crate::args::{GlobalArgs, RevealArgs, RevealFormat};
+use crate::context::{self, IdentityNeed, ManifestFile};
+use crate::exit::Outcome;
+use crate::output;
+
+pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
+    // A manifest file can be revealed outside any repository (break-glass on a laptop).
+    let repo = match context::repository(global) {
+        Ok(repo) => Some(repo),
+        Err(_) if global.repo.is_none() && std::path::Path::new(&args.target).exists() => None,
+        Err(e) => return Err(e),
+    };
+    let identities = context::identities(global, IdentityNeed::Required)?;
+    let names = repo
+        .as_ref()
+        .map(Repository::recipient_names)
+        .unwrap_or_default();
+    let targets = context::resolve_targets(repo.as_ref(), std::slice::from_ref(&args.target))?;
+    let single = !is_directory_target(repo.as_ref(), &args.target);
+
+    let mut revealed = Vec::with_capacity(targets.len());
+    for target in &targets {
+        revealed.push((target.clone(), open(target, &identities, &names)?));
+    }
+
+    if let Some(key) = &args.key {
+        let [(target, values)] = revealed.as_slice() else {
+            bail!(
+                "--key needs one manifest, but {} names {}",
+                args.target,
+                targets.len()
+            );
+        };
+        let value = values
+            .get(key)
+            .ok_or_else(|| anyhow::anyhow!("{}: no key named {key}", target.display))?;
+        output::stdout(value.expose())?;
+        if std::io::stdout().is_terminal() {
+            output::stdout(b"\n")?;
+        }
+        return Ok(Outcome::Success);
+    }
+
+    let text = if single {
+        let (target, values) = &revealed[0];
+        render(&target.display, values, args.output)?
+    } else {
+        render_tree(&revealed, args.output)?
+    };
+    output::stdout(text.as_bytes())?;
+    Ok(Outcome::Success)
+}
+
+fn is_directory_target(repo: Option<&Repository>, target: &str) -> bool {
+    std::path::Path::new(target).is_dir()
+        || repo.is_some_and(|r| r.secrets_dir().join(target.trim_end_matches('/')).is_dir())
+}
+
+/// Every value of a manifest, sealed ones opened, plain ones as they are.
+pub fn open(
+    target: &ManifestFile,
+    identities: &sealops_core::keys::IdentitySet,
+    names: &RecipientNames,
+) -> anyhow::Result<BTreeMap<String, SecretValue>> {
+    let (manifest, _) = target.read()?;
+    if let Some(location) = &target.location
+        && location != &manifest.path
+    {
+        bail!(
+            "{}: the manifest declares path {} but lives at secrets/{location}.yaml; a moved manifest must be sealed again at its new path",
+            target.display,
+            manifest.path
+        );
+    }
+    let mut values = manifest.reveal(&target.display, identities, names)?;
+    for (key, value) in manifest.plain {
+        values.insert(key, SecretValue::from(value));
+    }
+    Ok(values)
+}
+
+fn text_of<'v>(display: &str, key: &str, value: &'v SecretValue) -> anyhow::Result<&'v str> {
+    value.expose_str().ok_or_else(|| {
+        anyhow::anyhow!("{display}: the value of {key} is binary; print it alone with --key {key}")
+    })
+}
+
+/// Renders one manifest's values.
+pub fn render(
+    display: &str,
+    values: &BTreeMap<String, SecretValue>,
+    format: RevealFormat,
+) -> anyhow::Result<Zeroizing<String>> {
+    let mut out = Zeroizing::new(String::new());
+    match format {
+        RevealFormat::Yaml => {
+            for (key, value) in values {
+                let text = text_of(display, key, value)?;
+                out.push_str(&sealops_core::yaml::scalar(key));
+                out.push_str(": ");
+                out.push_str(&json_string(text));
+                out.push('\n');
+            }
+        }
+        RevealFormat::Json => {
+            out.push_str(&json_object(display, values, "")?);
+            out.push('\n');
+        }
+        RevealFormat::Env => {
+            for (key, value) in values {
+                if !is_env_name(key) {
+                    bail!(
+                        "{display}: key {key} is not a valid environment variable name; use -o yaml or -o json"
+                    );
+                }
+                let text = text_of(display, key, value)?;
+                out.push_str(key);
+                out.push_str("='");
+                out.push_str(&text.replace('\'', "'\\''"));
+                out.push_str("'\n");
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn render_tree(
+    revealed: &[(ManifestFile, BTreeMap<String, SecretValue>)],
+    format: RevealFormat,
+) -> anyhow::Result<Zeroizing<String>> {
+    let mut out = Zeroizing::new(String::new());
+    let label = |t: &ManifestFile| {
+        t.location
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| t.display.clone())
+    };
+    match format {
+        RevealFormat::Env => {
+            bail!("-o env needs one manifest; reveal a directory with -o yaml or -o json")
+        }
+        RevealFormat::Json => {
+            out.push_str("{\n");
+            for (index, (target, values)) in revealed.iter().enumerate() {
+                out.push_str("  ");
+                out.push_str(&json_string(&label(target)));
+                out.push_str(": ");
+                out.push_str(&json_object(&target.display, values, "  ")?);
+                out.push_str(if index + 1 < revealed.len() {
+                    ",\n"
+                } else {
+                    "\n"
+                });
+            }
+            out.push_str("}\n");
+        }
+        RevealFormat::Yaml => {
+            for (target, values) in revealed {
+                out.push_str(&sealops_core::yaml::scalar(&label(target)));
+                out.push_str(if values.is_empty() { ": {}\n" } else { ":\n" });
+                for line in render(&target.display, values, RevealFormat::Yaml)?.lines() {
+                    out.push_str("  ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn json_object(
+    display: &str,
+    values: &BTreeMap<String, SecretValue>,
+    indent: &str,
+) -> anyhow::Result<Zeroizing<String>> {
+    let mut out = Zeroizing::new(String::from("{"));
+    for (index, (key, value)) in values.iter().enumerate() {
+        out.push_str(if index == 0 { "\n" } else { ",\n" });
+        out.push_str(indent);
+        out.push_str("  ");
+        out.push_str(&json_string(key));
+        out.push_str(": ");
+        out.push_str(&json_string(text_of(display, key, value)?));
+    }
+    if !values.is_empty() {
+        out.push('\n');
+        out.push_str(indent);
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// A JSON string literal (also a valid YAML double-quoted scalar), in a zeroed-on-drop buffer.
+pub fn json_string(text: &str) -> Zeroizing<String> {
+    let mut buffer = Zeroizing::new(Vec::with_capacity(text.len() + 2));
+    serde_json::to_writer(&mut *buffer, text).expect("writing a string to memory cannot fail");
+    Zeroizing::new(String::from_utf8(std::mem::take(&mut *buffer)).expect("JSON is UTF-8"))
+}
+
+fn is_env_name(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
