@@ -201,7 +201,10 @@ pub struct ManifestDoc {
     pub scope: String,
     /// Sealed values: `sealed:v1:<session id>:<base64url(nonce ‖ ciphertext ‖ tag)>`.
     #[serde(default)]
-    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9._-]{1,253}$"}))]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": "^[A-Za-z0-9._-]{1,253}$"},
+        "additionalProperties" = {"type": "string", "pattern": "^sealed:v1:[0-9a-f]{12}:[A-Za-z0-9_-]+$"}
+    ))]
     pub data: BTreeMap<String, String>,
     /// Non-secret values, stored in clear.
     #[serde(default)]

@@ -1,0 +1,80 @@
+//! Property tests: whatever is sealed reveals byte for byte, through the YAML text.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sealops_core::keys::{IdentitySet, generate};
+use sealops_core::manifest::{Manifest, Scope, SecretPath};
+use sealops_core::seal::RecipientNames;
+use sealops_core::secret::SecretValue;
+
+fn key_name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9._-]{1,40}"
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        any::<String>().prop_map(String::into_bytes),
+        "(line [a-z]{0,10}\n){1,5}".prop_map(String::into_bytes),
+        proptest::collection::vec(any::<u8>(), 0..512),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sealed_values_reveal_exactly(
+        values in proptest::collection::btree_map(key_name(), value(), 0..12),
+        plain in proptest::collection::btree_map("[A-Z]{1,8}_P", any::<String>(), 0..4),
+    ) {
+        let (identity, text) = generate();
+        let identities = IdentitySet::parse(&text, "id").expect("parses");
+        let recipients = vec![identity.recipient().clone()];
+        let path = SecretPath::parse("apps/prop").expect("valid");
+        let mut manifest = Manifest::new(path, Scope::Strict);
+        let names = RecipientNames::default();
+        for (key, value) in &plain {
+            manifest.set_plain(key, value.clone()).expect("valid key");
+        }
+        let sealed: BTreeMap<String, SecretValue> = values
+            .iter()
+            .filter(|(k, _)| !plain.contains_key(*k))
+            .map(|(k, v)| (k.clone(), SecretValue::new(v.clone())))
+            .collect();
+        manifest
+            .seal_values("f", sealed.clone(), &recipients, &IdentitySet::new(), &names)
+            .expect("seals");
+
+        let yaml = manifest.to_yaml();
+        let parsed = Manifest::parse(&yaml, "f").expect("canonical text parses");
+        prop_assert_eq!(&parsed, &manifest);
+        prop_assert_eq!(parsed.to_yaml(), yaml, "canonical text is stable");
+        let revealed = parsed.reveal("f", &identities, &names).expect("opens");
+        prop_assert_eq!(revealed, sealed);
+        for (key, value) in &plain {
+            if !values.contains_key(key) {
+                prop_assert_eq!(parsed.plain.get(key), Some(value));
+            }
+        }
+    }
+}
+
+#[test]
+fn one_value_per_line() {
+    let (identity, _) = generate();
+    let mut manifest = Manifest::new(SecretPath::parse("a").expect("valid"), Scope::Strict);
+    let values = BTreeMap::from([
+        ("MULTI".to_owned(), SecretValue::from("line one\nline two\n")),
+        ("EMPTY".to_owned(), SecretValue::from("")),
+    ]);
+    manifest
+        .seal_values("f", values, &[identity.recipient().clone()], &IdentitySet::new(), &RecipientNames::default())
+        .expect("seals");
+    let yaml = manifest.to_yaml();
+    let data_lines: Vec<&str> = yaml.lines().filter(|l| l.contains("sealed:v1:")).collect();
+    assert_eq!(data_lines.len(), 2, "{yaml}");
+    assert!(data_lines[0].starts_with("  EMPTY: sealed:v1:"));
+    assert!(data_lines[1].starts_with("  MULTI: sealed:v1:"));
+}

@@ -1,0 +1,103 @@
+//! Helpers for end-to-end tests: a temporary home, an identity, and an initialised repository,
+//! with the real `sealops` binary, real `git` and real `age`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+
+pub const SEALOPS: &str = env!("CARGO_BIN_EXE_sealops");
+
+/// A temporary world: `home/` (HOME), `cluster.key` (the recipient's identity), `repo/`.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub repo: PathBuf,
+    pub key: PathBuf,
+    pub public: String,
+}
+
+impl World {
+    /// An initialised repository whose one recipient (`prod`) is `cluster.key`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("repo");
+        let key = dir.path().join("cluster.key");
+        let mut world = Self {
+            dir,
+            home,
+            repo,
+            key,
+            public: String::new(),
+        };
+        let out = world.sealops().args(["keygen", "-o"]).arg(&world.key).output().expect("runs");
+        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        world.public = String::from_utf8(out.stdout).expect("utf8").trim().to_owned();
+        world
+            .sealops()
+            .args(["init", "--recipient", &format!("prod={}", world.public)])
+            .assert()
+            .success();
+        world
+    }
+
+    /// `sealops` in the repository, with a private HOME and no identity from the environment.
+    pub fn sealops(&self) -> Command {
+        let mut cmd = Command::new(SEALOPS);
+        cmd.current_dir(&self.repo)
+            .env("HOME", &self.home)
+            .env_remove("SEALOPS_IDENTITY_FILE")
+            .env_remove("VISUAL")
+            .env_remove("EDITOR");
+        cmd
+    }
+
+    /// `sealops … --identity cluster.key`.
+    pub fn sealops_with_key(&self) -> Command {
+        let mut cmd = self.sealops();
+        cmd.arg("--identity").arg(&self.key);
+        cmd
+    }
+
+    pub fn manifest(&self, path: &str) -> String {
+        std::fs::read_to_string(self.repo.join(format!("secrets/{path}.yaml"))).expect("manifest exists")
+    }
+
+    pub fn stdout(&self, cmd: &mut Command) -> String {
+        let out = cmd.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+}
+
+/// Runs git in `dir` with a neutral configuration; panics on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = StdCommand::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Fails loudly when a tool the test needs is missing: tests never skip a real component.
+pub fn require_tool(name: &str) {
+    let found = StdCommand::new(name).arg("--version").output().is_ok();
+    assert!(found, "`{name}` is not installed: run `bash scripts/test.sh` (it installs it) or `apt-get install -y {name}`");
+}
