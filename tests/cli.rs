@@ -11,7 +11,11 @@ fn keygen_writes_a_private_identity_once() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&world.key).expect("stat").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&world.key)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
     assert!(world.public.starts_with("age1"));
@@ -22,11 +26,18 @@ fn keygen_writes_a_private_identity_once() {
         .arg(&world.key)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("already exists; sealops never overwrites an identity"));
+        .stderr(predicate::str::contains(
+            "already exists; sealops never overwrites an identity",
+        ));
     assert_eq!(std::fs::read(&world.key).expect("read"), before);
 
     // Default location: ~/.config/sealops/identity.txt.
-    world.sealops().arg("keygen").assert().success().stdout(predicate::str::starts_with("age1"));
+    world
+        .sealops()
+        .arg("keygen")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("age1"));
     assert!(world.home.join(".config/sealops/identity.txt").is_file());
 }
 
@@ -38,7 +49,10 @@ fn init_creates_the_layout_and_refuses_to_clobber() {
     }
     assert!(world.repo.join(".sealops/allowed_signers").is_file());
     let config = std::fs::read_to_string(world.repo.join(".sealops/config.yaml")).expect("config");
-    assert!(config.contains(&world.public) && config.contains("name: prod"), "{config}");
+    assert!(
+        config.contains(&world.public) && config.contains("name: prod"),
+        "{config}"
+    );
     world
         .sealops()
         .args(["init", "--recipient", &world.public])
@@ -57,17 +71,33 @@ fn init_creates_the_layout_and_refuses_to_clobber() {
 fn seal_and_reveal_in_every_format() {
     let world = World::new();
     std::fs::write(world.dir.path().join("tls.key"), b"\x00\x01binary\xff").expect("write");
-    std::fs::write(world.dir.path().join("app.env"), "FROM_ENV=env-value\nQUOTED=\"a b\"\n").expect("write");
+    std::fs::write(
+        world.dir.path().join("app.env"),
+        "FROM_ENV=env-value\nQUOTED=\"a b\"\n",
+    )
+    .expect("write");
     world
         .sealops()
-        .args(["seal", "apps/payments/db", "--from-literal", "PASSWORD=s3cret", "--plain", "HOST=db.internal"])
+        .args([
+            "seal",
+            "apps/payments/db",
+            "--from-literal",
+            "PASSWORD=s3cret",
+            "--plain",
+            "HOST=db.internal",
+        ])
         .arg("--from-env-file")
         .arg(world.dir.path().join("app.env"))
         .arg("--from-file")
-        .arg(format!("tls.key={}", world.dir.path().join("tls.key").display()))
+        .arg(format!(
+            "tls.key={}",
+            world.dir.path().join("tls.key").display()
+        ))
         .assert()
         .success()
-        .stderr(predicate::str::contains("Created secrets/apps/payments/db.yaml: 4 sealed, 1 plain"));
+        .stderr(predicate::str::contains(
+            "Created secrets/apps/payments/db.yaml: 4 sealed, 1 plain",
+        ));
     world
         .sealops()
         .args(["seal", "apps/payments/db", "--stdin", "TOKEN"])
@@ -77,7 +107,10 @@ fn seal_and_reveal_in_every_format() {
 
     let manifest = world.manifest("apps/payments/db");
     for secret in ["s3cret", "env-value", "line1"] {
-        assert!(!manifest.contains(secret), "plaintext {secret} in manifest:\n{manifest}");
+        assert!(
+            !manifest.contains(secret),
+            "plaintext {secret} in manifest:\n{manifest}"
+        );
     }
     assert!(manifest.contains("HOST: \"db.internal\""));
 
@@ -87,7 +120,12 @@ fn seal_and_reveal_in_every_format() {
         .output()
         .expect("runs");
     assert_eq!(raw.stdout, b"\x00\x01binary\xff");
-    let token = world.stdout(world.sealops_with_key().args(["reveal", "apps/payments/db", "-k", "TOKEN"]));
+    let token =
+        world.stdout(
+            world
+                .sealops_with_key()
+                .args(["reveal", "apps/payments/db", "-k", "TOKEN"]),
+        );
     assert_eq!(token, "line1\nline2\n");
 
     world
@@ -95,20 +133,43 @@ fn seal_and_reveal_in_every_format() {
         .args(["reveal", "apps/payments/db"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("the value of tls.key is binary; print it alone with --key tls.key"));
-    world.sealops().args(["unset", "apps/payments/db", "tls.key"]).assert().success();
+        .stderr(predicate::str::contains(
+            "the value of tls.key is binary; print it alone with --key tls.key",
+        ));
+    world
+        .sealops()
+        .args(["unset", "apps/payments/db", "tls.key"])
+        .assert()
+        .success();
 
-    let yaml = world.stdout(world.sealops_with_key().args(["reveal", "apps/payments/db"]));
+    let yaml = world.stdout(
+        world
+            .sealops_with_key()
+            .args(["reveal", "apps/payments/db"]),
+    );
     assert_eq!(
         yaml,
         "FROM_ENV: \"env-value\"\nHOST: \"db.internal\"\nPASSWORD: \"s3cret\"\nQUOTED: \"a b\"\nTOKEN: \"line1\\nline2\\n\"\n"
     );
-    let json = world.stdout(world.sealops_with_key().args(["reveal", "apps/payments/db", "-o", "json"]));
+    let json =
+        world.stdout(
+            world
+                .sealops_with_key()
+                .args(["reveal", "apps/payments/db", "-o", "json"]),
+        );
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(parsed["PASSWORD"], "s3cret");
     assert_eq!(parsed["TOKEN"], "line1\nline2\n");
-    let env = world.stdout(world.sealops_with_key().args(["reveal", "secrets/apps/payments/db.yaml", "-o", "env"]));
-    assert!(env.contains("PASSWORD='s3cret'\n") && env.contains("QUOTED='a b'\n"), "{env}");
+    let env = world.stdout(world.sealops_with_key().args([
+        "reveal",
+        "secrets/apps/payments/db.yaml",
+        "-o",
+        "env",
+    ]));
+    assert!(
+        env.contains("PASSWORD='s3cret'\n") && env.contains("QUOTED='a b'\n"),
+        "{env}"
+    );
 
     // Identity from the environment variable, and from the default file.
     world
@@ -121,21 +182,50 @@ fn seal_and_reveal_in_every_format() {
     let default = world.home.join(".config/sealops");
     std::fs::create_dir_all(&default).expect("mkdir");
     std::fs::copy(&world.key, default.join("identity.txt")).expect("copy");
-    world.sealops().args(["reveal", "apps/payments/db", "-k", "PASSWORD"]).assert().success().stdout("s3cret");
+    world
+        .sealops()
+        .args(["reveal", "apps/payments/db", "-k", "PASSWORD"])
+        .assert()
+        .success()
+        .stdout("s3cret");
 }
 
 #[test]
 fn seal_without_identity_leaves_other_keys_byte_identical() {
     let world = World::new();
-    world.sealops().args(["seal", "a", "--from-literal", "A=1", "--from-literal", "B=2"]).assert().success();
+    world
+        .sealops()
+        .args([
+            "seal",
+            "a",
+            "--from-literal",
+            "A=1",
+            "--from-literal",
+            "B=2",
+        ])
+        .assert()
+        .success();
     let before = world.manifest("a");
-    world.sealops().args(["seal", "a", "--from-literal", "C=3"]).assert().success();
+    world
+        .sealops()
+        .args(["seal", "a", "--from-literal", "C=3"])
+        .assert()
+        .success();
     let after = world.manifest("a");
     for key in ["  A: ", "  B: "] {
-        let line = |t: &str| t.lines().find(|l| l.starts_with(key)).expect("line").to_owned();
+        let line = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with(key))
+                .expect("line")
+                .to_owned()
+        };
         assert_eq!(line(&before), line(&after), "{key} changed");
     }
-    assert_eq!(after.matches("recipients: [").count(), 2, "a seal without identity adds a session");
+    assert_eq!(
+        after.matches("recipients: [").count(),
+        2,
+        "a seal without identity adds a session"
+    );
     let values = world.stdout(world.sealops_with_key().args(["reveal", "a", "-o", "json"]));
     let parsed: serde_json::Value = serde_json::from_str(&values).expect("json");
     assert_eq!(parsed, serde_json::json!({"A": "1", "B": "2", "C": "3"}));
@@ -144,22 +234,52 @@ fn seal_without_identity_leaves_other_keys_byte_identical() {
 #[test]
 fn set_and_unset() {
     let world = World::new();
-    world.sealops().args(["set", "ci/deploy", "TOKEN", "t0k"]).assert().success();
-    world.sealops().args(["set", "ci/deploy", "URL", "https://x", "--plain"]).assert().success();
-    world.sealops().args(["set", "ci/deploy", "PIPE", "-"]).write_stdin("from-stdin").assert().success();
-    let json = world.stdout(world.sealops_with_key().args(["reveal", "ci/deploy", "-o", "json"]));
+    world
+        .sealops()
+        .args(["set", "ci/deploy", "TOKEN", "t0k"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .args(["set", "ci/deploy", "URL", "https://x", "--plain"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .args(["set", "ci/deploy", "PIPE", "-"])
+        .write_stdin("from-stdin")
+        .assert()
+        .success();
+    let json = world.stdout(
+        world
+            .sealops_with_key()
+            .args(["reveal", "ci/deploy", "-o", "json"]),
+    );
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
-    assert_eq!(parsed, serde_json::json!({"PIPE": "from-stdin", "TOKEN": "t0k", "URL": "https://x"}));
-    world.sealops().args(["unset", "ci/deploy", "TOKEN", "URL"]).assert().success();
+    assert_eq!(
+        parsed,
+        serde_json::json!({"PIPE": "from-stdin", "TOKEN": "t0k", "URL": "https://x"})
+    );
+    world
+        .sealops()
+        .args(["unset", "ci/deploy", "TOKEN", "URL"])
+        .assert()
+        .success();
     world
         .sealops()
         .args(["unset", "ci/deploy", "NOPE"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("has no key NOPE (nothing was changed)"));
+        .stderr(predicate::str::contains(
+            "has no key NOPE (nothing was changed)",
+        ));
     let manifest = world.manifest("ci/deploy");
     assert!(!manifest.contains("TOKEN") && !manifest.contains("URL") && manifest.contains("PIPE"));
-    assert_eq!(manifest.matches("recipients: [").count(), 1, "unused sessions are dropped");
+    assert_eq!(
+        manifest.matches("recipients: [").count(),
+        1,
+        "unused sessions are dropped"
+    );
     world
         .sealops()
         .args(["set", "ci/deploy", "bad key", "x"])
@@ -171,7 +291,11 @@ fn set_and_unset() {
 #[test]
 fn wrong_identity_names_both_sides() {
     let world = World::new();
-    world.sealops().args(["seal", "a", "--from-literal", "A=1"]).assert().success();
+    world
+        .sealops()
+        .args(["seal", "a", "--from-literal", "A=1"])
+        .assert()
+        .success();
     let other = world.dir.path().join("other.key");
     let other_public = world.stdout(world.sealops().args(["keygen", "-o"]).arg(&other));
     world
@@ -191,27 +315,50 @@ fn wrong_identity_names_both_sides() {
         .args(["reveal", "a"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("no identity: pass --identity FILE"));
+        .stderr(predicate::str::contains(
+            "no identity: pass --identity FILE",
+        ));
 }
 
 #[test]
 fn malformed_yaml_and_unknown_fields_name_file_line_and_column() {
     let world = World::new();
     std::fs::create_dir_all(world.repo.join("secrets/bad")).expect("mkdir");
-    std::fs::write(world.repo.join("secrets/bad/syntax.yaml"), "sealops: v1\npath: bad/syntax\ndata: [unclosed\n").expect("write");
-    std::fs::write(world.repo.join("secrets/bad/field.yaml"), "sealops: v1\npath: bad/field\nsesions: {}\n").expect("write");
+    std::fs::write(
+        world.repo.join("secrets/bad/syntax.yaml"),
+        "sealops: v1\npath: bad/syntax\ndata: [unclosed\n",
+    )
+    .expect("write");
+    std::fs::write(
+        world.repo.join("secrets/bad/field.yaml"),
+        "sealops: v1\npath: bad/field\nsesions: {}\n",
+    )
+    .expect("write");
     std::fs::write(
         world.repo.join("secrets/bad/plaintext.yaml"),
         "sealops: v1\npath: bad/plaintext\ndata:\n  PASSWORD: hunter2\n",
     )
     .expect("write");
-    let out = world.sealops().args(["verify", "bad"]).output().expect("runs");
+    let out = world
+        .sealops()
+        .args(["verify", "bad"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("secrets/bad/syntax.yaml:3:"), "{stderr}");
-    assert!(stderr.contains("secrets/bad/field.yaml:3:1: unknown field `sesions`"), "{stderr}");
-    assert!(stderr.contains("secrets/bad/plaintext.yaml:4: key PASSWORD: not a sealed value"), "{stderr}");
-    assert!(!stderr.contains("hunter2"), "a plaintext must never be echoed: {stderr}");
+    assert!(
+        stderr.contains("secrets/bad/field.yaml:3:1: unknown field `sesions`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("secrets/bad/plaintext.yaml:4: key PASSWORD: not a sealed value"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "a plaintext must never be echoed: {stderr}"
+    );
     world
         .sealops_with_key()
         .args(["reveal", "bad/field"])
@@ -231,7 +378,10 @@ fn missing_repository_says_how_to_fix_it() {
         .args(["seal", "a", "--from-literal", "A=1"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("no sealops repository at").and(predicate::str::contains("run `sealops init`")));
+        .stderr(
+            predicate::str::contains("no sealops repository at")
+                .and(predicate::str::contains("run `sealops init`")),
+        );
     world
         .sealops()
         .args(["reveal", "does/not/exist"])
@@ -239,7 +389,9 @@ fn missing_repository_says_how_to_fix_it() {
         .arg(&world.key)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("no manifest secrets/does/not/exist.yaml"));
+        .stderr(predicate::str::contains(
+            "no manifest secrets/does/not/exist.yaml",
+        ));
 }
 
 #[test]
@@ -250,8 +402,15 @@ fn secrets_never_appear_in_errors() {
         .args(["seal", "a", "--from-literal", "hunter2-no-equals-sign"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--from-literal expects KEY=VALUE").and(predicate::str::contains("hunter2").not()));
-    std::fs::write(world.dir.path().join("bad.env"), "GOOD=1\nthis is hunter2 not a pair\n").expect("write");
+        .stderr(
+            predicate::str::contains("--from-literal expects KEY=VALUE")
+                .and(predicate::str::contains("hunter2").not()),
+        );
+    std::fs::write(
+        world.dir.path().join("bad.env"),
+        "GOOD=1\nthis is hunter2 not a pair\n",
+    )
+    .expect("write");
     world
         .sealops()
         .args(["seal", "a", "--from-env-file"])
@@ -264,60 +423,137 @@ fn secrets_never_appear_in_errors() {
 #[test]
 fn verify_reports_recipient_drift_and_opens_values_with_an_identity() {
     let world = World::new();
-    world.sealops().args(["seal", "apps/a", "--from-literal", "A=1"]).assert().success();
-    world.sealops().args(["seal", "apps/b", "--from-literal", "B=2"]).assert().success();
-    world.sealops().arg("verify").assert().success().stderr(predicate::str::contains("2 manifests verified"));
+    world
+        .sealops()
+        .args(["seal", "apps/a", "--from-literal", "A=1"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .args(["seal", "apps/b", "--from-literal", "B=2"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .arg("verify")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("2 manifests verified"));
     world
         .sealops_with_key()
         .arg("verify")
         .assert()
         .success()
-        .stderr(predicate::str::contains("2 manifests verified, every value opened"));
+        .stderr(predicate::str::contains(
+            "2 manifests verified, every value opened",
+        ));
 
     let laptop = world.dir.path().join("laptop.key");
     let laptop_public = world.stdout(world.sealops().args(["keygen", "-o"]).arg(&laptop));
     world
         .sealops()
-        .args(["recipients", "add", laptop_public.trim(), "--name", "laptop", "--role", "person"])
+        .args([
+            "recipients",
+            "add",
+            laptop_public.trim(),
+            "--name",
+            "laptop",
+            "--role",
+            "person",
+        ])
         .assert()
         .success()
         .stderr(predicate::str::contains("run `sealops rewrap --all`"));
+    world.sealops().arg("verify").assert().code(1).stderr(
+        predicate::str::contains("is not wrapped to recipient laptop")
+            .and(predicate::str::contains("2 problems in 2 manifests")),
+    );
+    world
+        .sealops()
+        .args(["rewrap", "--all"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no identity"));
+    world
+        .sealops_with_key()
+        .args(["rewrap", "--all"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("Rewrapped 2 of 2"));
+    world.sealops().arg("verify").assert().success();
+    world
+        .sealops()
+        .arg("-i")
+        .arg(&laptop)
+        .args(["reveal", "apps/a", "-k", "A"])
+        .assert()
+        .success()
+        .stdout("1");
+
+    let list = world.stdout(world.sealops().args(["recipients", "list"]));
+    assert!(
+        list.contains("prod\t") && list.contains("laptop\t") && list.contains("[person]"),
+        "{list}"
+    );
+
+    world
+        .sealops()
+        .args(["recipients", "remove", "laptop"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("rotate-data-key"));
     world
         .sealops()
         .arg("verify")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("is not wrapped to recipient laptop").and(predicate::str::contains("2 problems in 2 manifests")));
-    world.sealops().args(["rewrap", "--all"]).assert().code(2).stderr(predicate::str::contains("no identity"));
-    world.sealops_with_key().args(["rewrap", "--all"]).assert().success().stderr(predicate::str::contains("Rewrapped 2 of 2"));
+        .stderr(predicate::str::contains("no longer a recipient"));
+    world
+        .sealops_with_key()
+        .args(["rotate-data-key", "apps"])
+        .assert()
+        .success();
     world.sealops().arg("verify").assert().success();
-    world.sealops().arg("-i").arg(&laptop).args(["reveal", "apps/a", "-k", "A"]).assert().success().stdout("1");
-
-    let list = world.stdout(world.sealops().args(["recipients", "list"]));
-    assert!(list.contains("prod\t") && list.contains("laptop\t") && list.contains("[person]"), "{list}");
-
-    world.sealops().args(["recipients", "remove", "laptop"]).assert().success().stderr(predicate::str::contains("rotate-data-key"));
-    world.sealops().arg("verify").assert().code(1).stderr(predicate::str::contains("no longer a recipient"));
-    world.sealops_with_key().args(["rotate-data-key", "apps"]).assert().success();
-    world.sealops().arg("verify").assert().success();
-    world.sealops().arg("-i").arg(&laptop).args(["reveal", "apps/a"]).assert().code(2);
-    world.sealops_with_key().args(["reveal", "apps/b", "-k", "B"]).assert().success().stdout("2");
+    world
+        .sealops()
+        .arg("-i")
+        .arg(&laptop)
+        .args(["reveal", "apps/a"])
+        .assert()
+        .code(2);
+    world
+        .sealops_with_key()
+        .args(["reveal", "apps/b", "-k", "B"])
+        .assert()
+        .success()
+        .stdout("2");
 }
 
 #[test]
 fn reveal_a_whole_tree_in_one_process() {
     let world = World::new();
     for (path, value) in [("apps/a", "1"), ("apps/b", "2"), ("apps/deep/c", "3")] {
-        world.sealops().args(["seal", path, "--from-literal", &format!("V={value}")]).assert().success();
+        world
+            .sealops()
+            .args(["seal", path, "--from-literal", &format!("V={value}")])
+            .assert()
+            .success();
     }
-    let json = world.stdout(world.sealops_with_key().args(["reveal", "apps", "-o", "json"]));
+    let json = world.stdout(
+        world
+            .sealops_with_key()
+            .args(["reveal", "apps", "-o", "json"]),
+    );
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(
         parsed,
         serde_json::json!({"apps/a": {"V": "1"}, "apps/b": {"V": "2"}, "apps/deep/c": {"V": "3"}})
     );
     let yaml = world.stdout(world.sealops_with_key().args(["reveal", "secrets/apps"]));
-    assert_eq!(yaml, "apps/a:\n  V: \"1\"\napps/b:\n  V: \"2\"\napps/deep/c:\n  V: \"3\"\n");
+    assert_eq!(
+        yaml,
+        "apps/a:\n  V: \"1\"\napps/b:\n  V: \"2\"\napps/deep/c:\n  V: \"3\"\n"
+    );
     world
         .sealops_with_key()
         .args(["reveal", "apps", "-o", "env"])
@@ -331,7 +567,16 @@ fn edit_seals_only_changes_and_removes_its_temp_file() {
     let world = World::new();
     world
         .sealops()
-        .args(["seal", "apps/db", "--from-literal", "KEEP=same", "--from-literal", "CHANGE=old", "--from-literal", "DROP=x"])
+        .args([
+            "seal",
+            "apps/db",
+            "--from-literal",
+            "KEEP=same",
+            "--from-literal",
+            "CHANGE=old",
+            "--from-literal",
+            "DROP=x",
+        ])
         .assert()
         .success();
     let before = world.manifest("apps/db");
@@ -361,13 +606,32 @@ fn edit_seals_only_changes_and_removes_its_temp_file() {
     let seen = std::fs::read_to_string(&seen).expect("editor ran");
     let (temp_path, mode) = seen.split_at(seen.find('\n').expect("two lines") - 3);
     assert_eq!(mode.trim(), "600", "temp file mode");
-    assert!(!std::path::Path::new(temp_path).exists(), "temp file {temp_path} was not removed");
+    assert!(
+        !std::path::Path::new(temp_path).exists(),
+        "temp file {temp_path} was not removed"
+    );
     let after = world.manifest("apps/db");
-    let keep = |t: &str| t.lines().find(|l| l.starts_with("  KEEP: ")).expect("KEEP").to_owned();
-    assert_eq!(keep(&before), keep(&after), "unchanged values stay byte-identical");
-    let json = world.stdout(world.sealops_with_key().args(["reveal", "apps/db", "-o", "json"]));
+    let keep = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("  KEEP: "))
+            .expect("KEEP")
+            .to_owned()
+    };
+    assert_eq!(
+        keep(&before),
+        keep(&after),
+        "unchanged values stay byte-identical"
+    );
+    let json = world.stdout(
+        world
+            .sealops_with_key()
+            .args(["reveal", "apps/db", "-o", "json"]),
+    );
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
-    assert_eq!(parsed, serde_json::json!({"ADDED": "added", "CHANGE": "new", "KEEP": "same"}));
+    assert_eq!(
+        parsed,
+        serde_json::json!({"ADDED": "added", "CHANGE": "new", "KEEP": "same"})
+    );
 
     // An editor that fails changes nothing and still removes the file.
     world
@@ -401,15 +665,28 @@ fn schemas_in_the_repository_match_the_types() {
         .arg(&stale)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("differs from the generated schema"));
+        .stderr(predicate::str::contains(
+            "differs from the generated schema",
+        ));
 }
 
 #[test]
 fn help_completions_and_man_page() {
     let world = World::new();
     for command in [
-        "keygen", "init", "seal", "set", "unset", "reveal", "edit", "rewrap", "rotate-data-key", "verify", "schema",
-        "completions", "man",
+        "keygen",
+        "init",
+        "seal",
+        "set",
+        "unset",
+        "reveal",
+        "edit",
+        "rewrap",
+        "rotate-data-key",
+        "verify",
+        "schema",
+        "completions",
+        "man",
     ] {
         world
             .sealops()
@@ -418,9 +695,69 @@ fn help_completions_and_man_page() {
             .success()
             .stdout(predicate::str::contains("Example"));
     }
-    world.sealops().args(["completions", "bash"]).assert().success().stdout(predicate::str::contains("_sealops"));
-    world.sealops().arg("man").assert().success().stdout(predicate::str::contains(".TH sealops"));
+    world
+        .sealops()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("_sealops"));
+    world
+        .sealops()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH sealops"));
     let pages = world.dir.path().join("man");
-    world.sealops().arg("man").arg("--out").arg(&pages).assert().success();
+    world
+        .sealops()
+        .arg("man")
+        .arg("--out")
+        .arg(&pages)
+        .assert()
+        .success();
     assert!(pages.join("sealops-seal.1").is_file());
+}
+
+#[test]
+fn the_example_repository_verifies_and_reveals() {
+    let world = World::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    // git does not keep 0600; a copy with private permissions is what a user would make.
+    let key = world.dir.path().join("example.key");
+    std::fs::copy(examples.join("keys/TEST-ONLY-cluster.key"), &key).expect("copy");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    world
+        .sealops()
+        .arg("--repo")
+        .arg(&examples)
+        .arg("verify")
+        .arg("--identity")
+        .arg(&key)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "3 manifests verified, every value opened",
+        ));
+    let json = world.stdout(
+        world
+            .sealops()
+            .arg("--repo")
+            .arg(&examples)
+            .args(["reveal", "apps/payments/db", "-o", "json", "-i"])
+            .arg(&key),
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        parsed,
+        serde_json::json!({
+            "DB_HOST": "db.payments.internal",
+            "DB_PASSWORD": "example-only-password",
+            "DB_PORT": "5432",
+            "DB_USER": "payments"
+        })
+    );
 }

@@ -66,11 +66,20 @@ fn one_value_per_line() {
     let (identity, _) = generate();
     let mut manifest = Manifest::new(SecretPath::parse("a").expect("valid"), Scope::Strict);
     let values = BTreeMap::from([
-        ("MULTI".to_owned(), SecretValue::from("line one\nline two\n")),
+        (
+            "MULTI".to_owned(),
+            SecretValue::from("line one\nline two\n"),
+        ),
         ("EMPTY".to_owned(), SecretValue::from("")),
     ]);
     manifest
-        .seal_values("f", values, &[identity.recipient().clone()], &IdentitySet::new(), &RecipientNames::default())
+        .seal_values(
+            "f",
+            values,
+            &[identity.recipient().clone()],
+            &IdentitySet::new(),
+            &RecipientNames::default(),
+        )
         .expect("seals");
     let yaml = manifest.to_yaml();
     let data_lines: Vec<&str> = yaml.lines().filter(|l| l.contains("sealed:v1:")).collect();

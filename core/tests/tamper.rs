@@ -25,10 +25,18 @@ fn fixture() -> Fixture {
 
 fn sealed(f: &Fixture, path: &str, values: &[(&str, &str)]) -> Manifest {
     let mut manifest = Manifest::new(SecretPath::parse(path).expect("valid"), Scope::Strict);
-    let values: BTreeMap<String, SecretValue> =
-        values.iter().map(|(k, v)| ((*k).to_owned(), SecretValue::from(*v))).collect();
+    let values: BTreeMap<String, SecretValue> = values
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), SecretValue::from(*v)))
+        .collect();
     manifest
-        .seal_values("f", values, &f.recipients, &IdentitySet::new(), &RecipientNames::default())
+        .seal_values(
+            "f",
+            values,
+            &f.recipients,
+            &IdentitySet::new(),
+            &RecipientNames::default(),
+        )
         .expect("seals");
     manifest
 }
@@ -76,7 +84,10 @@ fn two_values_swapped() {
         .replace(pw, &format!("  PASSWORD: {user_value}"))
         .replace(user, &format!("  USER: {pw_value}"));
     let err = reveal_error(&f, &swapped, "secrets/apps/db.yaml");
-    assert!(err.contains("secrets/apps/db.yaml") && err.contains("key PASSWORD"), "{err}");
+    assert!(
+        err.contains("secrets/apps/db.yaml") && err.contains("key PASSWORD"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -88,22 +99,38 @@ fn ciphertext_copied_to_another_key_or_manifest() {
     let value = other_key.data["PASSWORD"].clone();
     other_key.data.insert("API_KEY".to_owned(), value);
     let err = other_key
-        .reveal("secrets/apps/db.yaml", &f.identities, &RecipientNames::default())
+        .reveal(
+            "secrets/apps/db.yaml",
+            &f.identities,
+            &RecipientNames::default(),
+        )
         .unwrap_err();
-    assert!(matches!(&err, OpenError::Value { key, .. } if key == "API_KEY"), "{err}");
+    assert!(
+        matches!(&err, OpenError::Value { key, .. } if key == "API_KEY"),
+        "{err}"
+    );
 
     // Value and its session copied into another manifest (strict scope binds the path).
     let mut other_manifest = sealed(&f, "apps/web", &[("TOKEN", "t")]);
     let session = source.data["PASSWORD"].session().clone();
-    other_manifest.sessions.insert(session.clone(), source.sessions[&session].clone());
-    other_manifest.data.insert("PASSWORD".to_owned(), source.data["PASSWORD"].clone());
+    other_manifest
+        .sessions
+        .insert(session.clone(), source.sessions[&session].clone());
+    other_manifest
+        .data
+        .insert("PASSWORD".to_owned(), source.data["PASSWORD"].clone());
     let text = other_manifest.to_yaml();
     let err = reveal_error(&f, &text, "secrets/apps/web.yaml");
-    assert!(err.contains("secrets/apps/web.yaml") && err.contains("key PASSWORD"), "{err}");
+    assert!(
+        err.contains("secrets/apps/web.yaml") && err.contains("key PASSWORD"),
+        "{err}"
+    );
 
     // The same manifest text moved to another path: the declared path no longer matches, and
     // editing the declared path makes every value fail to open.
-    let moved = source.to_yaml().replace("path: apps/db", "path: apps/other");
+    let moved = source
+        .to_yaml()
+        .replace("path: apps/db", "path: apps/other");
     let err = reveal_error(&f, &moved, "secrets/apps/other.yaml");
     assert!(err.contains("key PASSWORD"), "{err}");
 }
@@ -117,7 +144,10 @@ fn session_entry_removed() {
     let tampered = format!("{}sessions: {{}}\n", &text[..start]);
     let err = reveal_error(&f, &tampered, "secrets/apps/db.yaml");
     assert!(err.starts_with("secrets/apps/db.yaml:"), "{err}");
-    assert!(err.contains("key PASSWORD") && err.contains("not in `sessions`"), "{err}");
+    assert!(
+        err.contains("key PASSWORD") && err.contains("not in `sessions`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -132,10 +162,24 @@ fn recipient_stanza_altered() {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    let mut binary = base64::engine::general_purpose::STANDARD.decode(body).expect("base64");
-    let stanza = binary.windows(10).position(|w| w == b"-> X25519 ").expect("stanza");
-    let body_start = stanza + binary[stanza..].iter().position(|b| *b == b'\n').expect("eol") + 1;
-    binary[body_start] ^= if binary[body_start] == b'A' { 0x03 } else { 0x01 };
+    let mut binary = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64");
+    let stanza = binary
+        .windows(10)
+        .position(|w| w == b"-> X25519 ")
+        .expect("stanza");
+    let body_start = stanza
+        + binary[stanza..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("eol")
+        + 1;
+    binary[body_start] ^= if binary[body_start] == b'A' {
+        0x03
+    } else {
+        0x01
+    };
     let encoded = base64::engine::general_purpose::STANDARD.encode(&binary);
     let mut armored = String::from("-----BEGIN AGE ENCRYPTED FILE-----\n");
     for chunk in encoded.as_bytes().chunks(64) {
@@ -147,9 +191,16 @@ fn recipient_stanza_altered() {
     tampered.sessions.values_mut().next().expect("one").envelope = armored;
     // Opening picks the first listed recipient we hold: the one whose stanza was altered.
     let err = tampered
-        .reveal("secrets/apps/db.yaml", &f.identities, &RecipientNames::default())
+        .reveal(
+            "secrets/apps/db.yaml",
+            &f.identities,
+            &RecipientNames::default(),
+        )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("secrets/apps/db.yaml") && err.contains("PASSWORD"), "{err}");
+    assert!(
+        err.contains("secrets/apps/db.yaml") && err.contains("PASSWORD"),
+        "{err}"
+    );
     assert!(err.contains("does not open"), "{err}");
 }

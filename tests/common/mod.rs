@@ -35,9 +35,21 @@ impl World {
             key,
             public: String::new(),
         };
-        let out = world.sealops().args(["keygen", "-o"]).arg(&world.key).output().expect("runs");
-        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
-        world.public = String::from_utf8(out.stdout).expect("utf8").trim().to_owned();
+        let out = world
+            .sealops()
+            .args(["keygen", "-o"])
+            .arg(&world.key)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        world.public = String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned();
         world
             .sealops()
             .args(["init", "--recipient", &format!("prod={}", world.public)])
@@ -65,7 +77,8 @@ impl World {
     }
 
     pub fn manifest(&self, path: &str) -> String {
-        std::fs::read_to_string(self.repo.join(format!("secrets/{path}.yaml"))).expect("manifest exists")
+        std::fs::read_to_string(self.repo.join(format!("secrets/{path}.yaml")))
+            .expect("manifest exists")
     }
 
     pub fn stdout(&self, cmd: &mut Command) -> String {
@@ -92,12 +105,19 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf8")
 }
 
 /// Fails loudly when a tool the test needs is missing: tests never skip a real component.
 pub fn require_tool(name: &str) {
     let found = StdCommand::new(name).arg("--version").output().is_ok();
-    assert!(found, "`{name}` is not installed: run `bash scripts/test.sh` (it installs it) or `apt-get install -y {name}`");
+    assert!(
+        found,
+        "`{name}` is not installed: run `bash scripts/test.sh` (it installs it) or `apt-get install -y {name}`"
+    );
 }
