@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use anyhow::bail;
+use rayon::prelude::*;
 use sealops_core::repo::Repository;
 use sealops_core::seal::RecipientNames;
 use sealops_core::secret::SecretValue;
@@ -29,10 +30,11 @@ pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
     let targets = context::resolve_targets(repo.as_ref(), std::slice::from_ref(&args.target))?;
     let single = !is_directory_target(repo.as_ref(), &args.target);
 
-    let mut revealed = Vec::with_capacity(targets.len());
-    for target in &targets {
-        revealed.push((target.clone(), open(target, &identities, &names)?));
-    }
+    // One unwrap per manifest dominates: open manifests on every core, keeping their order.
+    let revealed = targets
+        .par_iter()
+        .map(|target| open(target, &identities, &names).map(|values| (target.clone(), values)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     if let Some(key) = &args.key {
         let [(target, values)] = revealed.as_slice() else {
