@@ -675,6 +675,10 @@ fn help_completions_and_man_page() {
     let world = World::new();
     for command in [
         "keygen",
+        "textconv",
+        "merge-driver",
+        "git-setup",
+        "precommit",
         "init",
         "seal",
         "set",

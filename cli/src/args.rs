@@ -99,6 +99,29 @@ SEALOPS_IDENTITY_FILE.\n\nExamples:\n  sealops verify\n  sealops verify apps/pay
 SEALOPS_IDENTITY_FILE=cluster.key sealops verify"
     )]
     Verify(VerifyArgs),
+    /// Show a manifest for `git diff`: key-level changes, never plaintext unless revealed.
+    #[command(
+        after_help = "Used by git as diff.sealops.textconv (see `sealops git-setup`). Without an \
+identity, or when the output is not a terminal and --reveal is not given, sealed values show as a \
+fingerprint of their ciphertext.\n\nExamples:\n  git diff secrets/\n  sealops textconv secrets/apps/db.yaml --reveal -i cluster.key"
+    )]
+    Textconv(TextconvArgs),
+    /// Key-level three-way merge of manifests (git merge driver; needs no identity).
+    #[command(
+        after_help = "Configured by `sealops git-setup` as: sealops merge-driver %O %A %B %P\n\n\
+Example:\n  sealops merge-driver base.yaml ours.yaml theirs.yaml secrets/apps/db.yaml"
+    )]
+    MergeDriver(MergeDriverArgs),
+    /// Write .gitattributes and the local git config for the textconv and merge drivers.
+    #[command(
+        after_help = "Idempotent; `sealops init` runs it inside a git repository.\n\nExample:\n  sealops git-setup"
+    )]
+    GitSetup,
+    /// Pre-commit check: refuse staged plaintext secrets, private keys and broken manifests.
+    #[command(
+        after_help = "Example (.git/hooks/pre-commit):\n  #!/bin/sh\n  exec sealops precommit"
+    )]
+    Precommit,
     /// Vault-syntax ACL policies.
     Policy(cmd::policy::PolicyArgs),
     /// Print or write the JSON Schemas of the file formats.
@@ -249,6 +272,27 @@ pub struct BulkArgs {
 pub struct VerifyArgs {
     /// Secret paths, manifest files or directories (default: every manifest).
     pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TextconvArgs {
+    /// The manifest file (git passes a temporary copy).
+    pub file: PathBuf,
+    /// Show decrypted values even when the output is not a terminal (needs an identity).
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeDriverArgs {
+    /// %O: the common ancestor's version.
+    pub base: PathBuf,
+    /// %A: our version; the merge result is written here.
+    pub ours: PathBuf,
+    /// %B: their version.
+    pub theirs: PathBuf,
+    /// %P: the path in the repository, for messages.
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,9 +15,12 @@
 pub mod config;
 pub mod envelope;
 pub mod fsutil;
+pub mod gitsetup;
 pub mod keys;
 pub mod manifest;
+pub mod merge;
 pub mod repo;
+pub mod review;
 pub mod schema;
 pub mod seal;
 pub mod secret;

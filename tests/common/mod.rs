@@ -121,3 +121,26 @@ pub fn require_tool(name: &str) {
         "`{name}` is not installed: run `bash scripts/test.sh` (it installs it) or `apt-get install -y {name}`"
     );
 }
+
+/// Runs git with `sealops` on PATH (for the configured drivers); returns the raw output.
+pub fn git_with_sealops(dir: &Path, args: &[&str]) -> std::process::Output {
+    let bin_dir = Path::new(SEALOPS).parent().expect("binary directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    StdCommand::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env_remove("SEALOPS_IDENTITY_FILE")
+        .output()
+        .expect("git runs")
+}

@@ -47,6 +47,15 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
         }
     }
     eprintln!("Initialised sealops in {}", root.display());
+    match sealops_core::gitsetup::configure(&root, "sealops") {
+        Ok(changes) => changes.iter().for_each(|c| eprintln!("  {c}")),
+        Err(sealops_core::gitsetup::GitSetupError::NotARepository { .. }) => {
+            eprintln!(
+                "  not a git repository yet: after `git init`, run `sealops git-setup` for diffs and merges"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    }
     if config.recipients.is_empty() {
         eprintln!(
             "warning: no recipients yet; nothing can be sealed until you run `sealops recipients add age1…`"

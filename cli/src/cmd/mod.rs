@@ -2,6 +2,7 @@
 //! `sealops-core` and reports on stderr; data goes to stdout.
 
 pub mod edit;
+pub mod git;
 pub mod init;
 pub mod keys;
 pub mod meta;
