@@ -334,6 +334,11 @@ fn decrypt_kind(
 pub struct EncryptOptions {
     /// Keys ending with this suffix (and everything below them) stay in clear.
     pub unencrypted_suffix: String,
+    /// Instead of the suffix: encrypt only values below a key matching this regex (Flux
+    /// Secrets use `^(data|stringData)$` so that `kind`/`metadata` stay readable).
+    pub encrypted_regex: Option<String>,
+    /// Hash only encrypted values into the MAC (SOPS 3.9+ `mac_only_encrypted`).
+    pub mac_only_encrypted: bool,
     /// `lastmodified` to record (RFC 3339, UTC); `None` means now.
     pub last_modified: Option<String>,
 }
@@ -342,6 +347,8 @@ impl Default for EncryptOptions {
     fn default() -> Self {
         Self {
             unencrypted_suffix: "_unencrypted".to_owned(),
+            encrypted_regex: None,
+            mac_only_encrypted: false,
             last_modified: None,
         }
     }
@@ -399,8 +406,15 @@ pub fn encrypt(
         }
     }
     let data_key = DataKey::generate();
-    let rule = CryptRule::UnencryptedSuffix(options.unencrypted_suffix.clone());
-    let mut walker = Walker::new(&rule, &data_key, false);
+    let rule = match &options.encrypted_regex {
+        Some(pattern) => CryptRule::EncryptedRegex(regex::Regex::new(pattern).map_err(|e| {
+            SopsErrorKind::Unrepresentable(format!(
+                "encrypted_regex {pattern:?} is not a valid regular expression: {e}"
+            ))
+        })?),
+        None => CryptRule::UnencryptedSuffix(options.unencrypted_suffix.clone()),
+    };
+    let mut walker = Walker::new(&rule, &data_key, options.mac_only_encrypted);
     let mut branches: Vec<Node> = documents.iter().map(Node::from_document).collect();
     for branch in &mut branches {
         walker.encrypt_document(branch)?;
@@ -427,7 +441,7 @@ pub fn encrypt(
         last_modified,
         mac: Some(sealed_mac.format()),
         rule,
-        mac_only_encrypted: false,
+        mac_only_encrypted: options.mac_only_encrypted,
         version: WRITTEN_VERSION.to_owned(),
     };
     let metadata_node = metadata.to_node();
