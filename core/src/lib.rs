@@ -24,5 +24,6 @@ pub mod review;
 pub mod schema;
 pub mod seal;
 pub mod secret;
+pub mod sops;
 pub mod value;
 pub mod yaml;
