@@ -122,6 +122,19 @@ Example:\n  sealops merge-driver base.yaml ours.yaml theirs.yaml secrets/apps/db
         after_help = "Example (.git/hooks/pre-commit):\n  #!/bin/sh\n  exec sealops precommit"
     )]
     Precommit,
+    /// Convert SOPS files (age) into sealed manifests; plaintext never touches the disk.
+    #[command(
+        after_help = "Nested keys are flattened with the reversible rule of docs/sops.md \
+(a.b.0 for a: {b: [...]}).\n\nExamples:\n  sealops import-sops secrets.enc.yaml --to apps/payments/db -i sops-age.key\n  \
+sealops import-sops old/*.yaml --to legacy -i sops-age.key"
+    )]
+    ImportSops(ImportSopsArgs),
+    /// Write a manifest as a SOPS-compatible age file (for sops and Flux).
+    #[command(
+        after_help = "Encrypted to the recipients of .sealops/config.yaml.\n\nExamples:\n  \
+sealops export-sops apps/payments/db -o db.enc.yaml\n  sealops export-sops apps/web --format dotenv > web.enc.env"
+    )]
+    ExportSops(ExportSopsArgs),
     /// Vault-syntax ACL policies.
     Policy(cmd::policy::PolicyArgs),
     /// Print or write the JSON Schemas of the file formats.
@@ -218,6 +231,9 @@ pub struct RevealArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "yaml")]
     pub output: RevealFormat,
+    /// SOPS files: open even when the MAC does not verify.
+    #[arg(long)]
+    pub ignore_mac: bool,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +288,37 @@ pub struct BulkArgs {
 pub struct VerifyArgs {
     /// Secret paths, manifest files or directories (default: every manifest).
     pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportSopsArgs {
+    /// SOPS files (YAML, JSON, dotenv, INI or binary store) encrypted with age.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Secret path (one file) or directory (several files); default: each file's name.
+    #[arg(long, value_name = "SECRET_PATH")]
+    pub to: Option<String>,
+    /// Import even when the SOPS MAC does not verify.
+    #[arg(long)]
+    pub ignore_mac: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SopsOutputFormat {
+    Yaml,
+    Json,
+    Dotenv,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportSopsArgs {
+    pub secret_path: String,
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// SOPS store to write.
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: SopsOutputFormat,
 }
 
 #[derive(Debug, Args)]

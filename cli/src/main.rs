@@ -47,6 +47,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::MergeDriver(args) => cmd::git::merge_driver(args),
         Command::GitSetup => cmd::git::git_setup(&global),
         Command::Precommit => cmd::git::precommit(&global),
+        Command::ImportSops(args) => cmd::sops::import(&global, args),
+        Command::ExportSops(args) => cmd::sops::export(&global, args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Schema(args) => cmd::meta::schema(args),
         Command::Completions(args) => cmd::meta::completions(args),

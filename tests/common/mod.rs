@@ -144,3 +144,37 @@ pub fn git_with_sealops(dir: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("git runs")
 }
+
+/// `../shared/fixtures` beside the repository. Absent: with `CI=true` the test fails, otherwise
+/// it says so and skips (returns `None`).
+pub fn fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "the shared fixtures are missing at {}: CI needs them",
+            dir.display()
+        );
+    }
+    eprintln!("skipped: the shared fixtures are not at {}", dir.display());
+    None
+}
+
+/// A private copy (mode 0600) of identity files, as sealops refuses readable-by-others keys.
+pub fn private_key_copy(world: &World, sources: &[PathBuf]) -> PathBuf {
+    let mut text = String::new();
+    for source in sources {
+        text.push_str(&std::fs::read_to_string(source).expect("key file"));
+        text.push('\n');
+    }
+    let path = world.dir.path().join(format!("keys-{}.txt", sources.len()));
+    std::fs::write(&path, text).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    path
+}

@@ -11,4 +11,5 @@ pub mod recipients;
 pub mod reveal;
 pub mod rewrap;
 pub mod seal;
+pub mod sops;
 pub mod verify;

@@ -16,6 +16,15 @@ use crate::exit::Outcome;
 use crate::output;
 
 pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
+    let as_file = std::path::Path::new(&args.target);
+    if as_file.is_file()
+        && let Some((text, format)) = crate::cmd::sops::detect(as_file)?
+    {
+        if args.output != RevealFormat::Json || args.key.is_some() {
+            bail!("{} is a SOPS file: reveal it with -o json", args.target);
+        }
+        return crate::cmd::sops::reveal(global, as_file, &text, format, args.ignore_mac);
+    }
     // A manifest file can be revealed outside any repository (break-glass on a laptop).
     let repo = match context::repository(global) {
         Ok(repo) => Some(repo),
