@@ -21,5 +21,6 @@ pub mod repo;
 pub mod schema;
 pub mod seal;
 pub mod secret;
+pub mod signing;
 pub mod value;
 mod yaml;
