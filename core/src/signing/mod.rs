@@ -14,6 +14,7 @@
 //! Which principals may do what is the policy engine's business; this module only says who.
 
 pub mod allowed_signers;
+pub mod approval;
 pub mod commit;
 pub mod pattern;
 pub mod sshsig;
