@@ -6,7 +6,7 @@ mod signing_support;
 use sealops_core::signing::KeyRejection;
 use sealops_core::signing::commit::{CommitRejection, CommitVerdict, verify_commit, verify_range};
 use sealops_core::signing::sshsig::{SignatureRejection, SigningKey};
-use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen};
+use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen, keygen_typed};
 use tempfile::TempDir;
 
 struct Setup {
@@ -327,4 +327,41 @@ fn several_principals_for_one_key_come_back_in_file_order_like_git() {
         s.repo.git_verdict(oid),
         (true, "alice@example.com".to_owned())
     );
+}
+
+#[test]
+fn ecdsa_p256_signatures_verify_like_git() {
+    let keys = TempDir::new().unwrap();
+    let ecdsa = keygen_typed(keys.path(), "ecdsa", &["-t", "ecdsa", "-b", "256"]);
+    assert!(ecdsa.public.starts_with("ecdsa-sha2-nistp256 "));
+    let repo = TestRepo::new(&ecdsa);
+    repo.set_signers(&format!("ops@example.com {}\n", ecdsa.public));
+    let oid = repo.commit_file(T_2024, "a", "a\n", true);
+    assert_eq!(
+        ours(&repo, oid).signed_by().unwrap().principals,
+        ["ops@example.com"]
+    );
+    assert_eq!(repo.git_verdict(oid), (true, "ops@example.com".to_owned()));
+
+    let forged = transplant_signature(&repo, oid);
+    assert!(matches!(
+        rejection(ours(&repo, forged)),
+        CommitRejection::Signature(SignatureRejection::BadSignature { .. })
+    ));
+    assert!(!repo.git_verdict(forged).0);
+}
+
+#[test]
+fn rsa_signatures_are_reported_as_unsupported_and_git_still_decides() {
+    let keys = TempDir::new().unwrap();
+    let rsa = keygen_typed(keys.path(), "rsa", &["-t", "rsa", "-b", "2048"]);
+    let repo = TestRepo::new(&rsa);
+    repo.set_signers(&format!("ops@example.com {}\n", rsa.public));
+    let oid = repo.commit_file(T_2024, "a", "a\n", true);
+    assert!(matches!(
+        rejection(ours(&repo, oid)),
+        CommitRejection::Signature(SignatureRejection::Unsupported { .. })
+    ));
+    // git accepts it: sealops is stricter here, by design (documented in docs/signing.md).
+    assert!(repo.git_verdict(oid).0);
 }

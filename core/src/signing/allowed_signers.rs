@@ -583,6 +583,54 @@ mod tests {
     }
 
     #[test]
+    fn lookups_follow_openssh_rules() {
+        let text = format!(
+            "old@x valid-before=\"20200101Z\" {KEY}\nfile@x namespaces=\"file\" {KEY}\nnew@x,!bad@x {KEY}\n"
+        );
+        let signers = AllowedSigners::parse(&text, "as").unwrap();
+        let key = signers.entries()[0].key.key_data().clone();
+        let t_2024 = 1_718_000_000;
+        // Only the line whose options allow git in 2024 grants principals.
+        assert_eq!(
+            signers.principals_for_key(&key, "git", t_2024).unwrap(),
+            ["new@x"]
+        );
+        assert_eq!(
+            signers
+                .principals_for_key(&key, "file", 1_500_000_000)
+                .unwrap(),
+            ["old@x", "file@x", "new@x"]
+        );
+        assert!(
+            signers
+                .check_principal("new@x", &key, "git", t_2024)
+                .is_ok()
+        );
+        assert!(matches!(
+            signers.check_principal("old@x", &key, "git", t_2024),
+            Err(KeyRejection::Expired { location, .. }) if location == "as:1"
+        ));
+        assert!(matches!(
+            signers.check_principal("file@x", &key, "git", t_2024),
+            Err(KeyRejection::NamespaceNotAllowed { location, .. }) if location == "as:2"
+        ));
+        assert!(matches!(
+            signers.check_principal("bad@x", &key, "git", t_2024),
+            Err(KeyRejection::NotForPrincipal { .. })
+        ));
+        // Boundaries are inclusive, as in OpenSSH.
+        let edge = AllowedSigners::parse(
+            &format!("e@x valid-after=\"19700102Z\",valid-before=\"19700103Z\" {KEY}"),
+            "as",
+        )
+        .unwrap();
+        assert!(edge.check_principal("e@x", &key, "git", 86_400).is_ok());
+        assert!(edge.check_principal("e@x", &key, "git", 172_800).is_ok());
+        assert!(edge.check_principal("e@x", &key, "git", 86_399).is_err());
+        assert!(edge.check_principal("e@x", &key, "git", 172_801).is_err());
+    }
+
+    #[test]
     fn times_accept_z_and_utc_suffixes() {
         assert_eq!(parse_time("19700102"), Ok(86_400));
         assert_eq!(parse_time("197001020000Z"), Ok(86_400));

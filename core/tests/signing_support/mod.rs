@@ -16,9 +16,16 @@ pub struct TestKey {
 }
 
 pub fn keygen(dir: &Path, name: &str) -> TestKey {
+    keygen_typed(dir, name, &["-t", "ed25519"])
+}
+
+/// A key of the type `type_args` selects (e.g. `["-t", "ecdsa", "-b", "256"]`).
+pub fn keygen_typed(dir: &Path, name: &str, type_args: &[&str]) -> TestKey {
     let private = dir.join(name);
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg("-q")
+        .args(type_args)
+        .args(["-N", "", "-C", name, "-f"])
         .arg(&private)
         .status()
         .expect("run ssh-keygen");
