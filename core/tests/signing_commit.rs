@@ -10,7 +10,7 @@ use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen, keygen_typed};
 use tempfile::TempDir;
 
 struct Setup {
-    _keys: TempDir,
+    keys: TempDir,
     alice: TestKey,
     bob: TestKey,
     repo: TestRepo,
@@ -22,7 +22,7 @@ fn setup() -> Setup {
     let bob = keygen(keys.path(), "bob");
     let repo = TestRepo::new(&alice);
     Setup {
-        _keys: keys,
+        keys,
         alice,
         bob,
         repo,
@@ -364,4 +364,51 @@ fn rsa_signatures_are_reported_as_unsupported_and_git_still_decides() {
     ));
     // git accepts it: sealops is stricter here, by design (documented in docs/signing.md).
     assert!(repo.git_verdict(oid).0);
+}
+
+#[test]
+fn garbled_ssh_signature_is_malformed_like_git() {
+    let s = setup();
+    s.repo
+        .set_signers(&format!("alice@example.com {}\n", s.alice.public));
+    s.repo.commit_file(T_2024, "a", "a\n", true);
+    let oid = commit_with_signature(&s.repo, |_| {
+        "-----BEGIN SSH SIGNATURE-----\nU1NIU0lHZ2FyYmFnZQ==\n-----END SSH SIGNATURE-----\n"
+            .to_owned()
+    });
+    assert!(matches!(
+        rejection(ours(&s.repo, oid)),
+        CommitRejection::Signature(SignatureRejection::Malformed { .. })
+    ));
+    assert!(!s.repo.git_verdict(oid).0);
+}
+
+#[test]
+fn signing_keys_load_only_unencrypted_openssh_keys() {
+    let s = setup();
+    let loaded = SigningKey::load(&s.alice.private).unwrap();
+    assert!(format!("{loaded:?}").contains("[redacted]"));
+    assert_eq!(
+        loaded.public_key().to_openssh().unwrap(),
+        s.alice.public.clone() + " alice"
+    );
+
+    let locked = s.keys.path().join("locked");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "a passphrase", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = SigningKey::load(&locked).unwrap_err().to_string();
+    assert!(err.contains("passphrase-protected"), "{err}");
+
+    let err = SigningKey::load(&locked.with_extension("pub"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an OpenSSH private key"), "{err}");
+    let err = SigningKey::load(&s.keys.path().join("missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read SSH private key"), "{err}");
 }
