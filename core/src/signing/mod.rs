@@ -6,7 +6,9 @@
 //! - Ask who signed a commit with [`commit::verify_commit`]: git's own SSH signatures
 //!   (`gpg.format ssh`, namespace [`GIT_NAMESPACE`]), checked against the allowed signers at the
 //!   commit's committer time, as `git verify-commit` does.
-//! - Sign or verify arbitrary bytes with [`sshsig::SigningKey`] / [`sshsig::verify`].
+//! - Sign arbitrary bytes with [`sshsig::SigningKey`]; verify them with
+//!   [`sshsig::verify_as_principal`] (a claimed signer) or [`sshsig::verify_for_principals`]
+//!   (who signed).
 //! - Approve content with [`approval::ApprovalStatement`] (signed in namespace
 //!   [`APPROVAL_NAMESPACE`], stored under `.sealops/approvals/`), and count approvals of one
 //!   `(path, blob)` with [`approval::approvals_for`].
