@@ -6,7 +6,8 @@ mod signing_support;
 use std::process::Command;
 
 use sealops_core::signing::approval::{
-    ApprovalError, ApprovalStatement, ApprovedContent, approvals_for, verify_approval,
+    ApprovalError, ApprovalStatement, ApprovedContent, approvals_for, changes_between,
+    verify_approval,
 };
 use sealops_core::signing::sshsig::{SignatureRejection, SigningKey};
 use sealops_core::signing::{AllowedSigners, KeyRejection};
@@ -357,4 +358,35 @@ fn approval_file_names_depend_only_on_the_statement() {
         "Ed25519 is deterministic: a repeated approval is the same file"
     );
     assert_ne!(first.0, later.0);
+}
+
+#[test]
+fn changes_between_lists_resulting_blobs_and_deletions() {
+    let k = keys();
+    let repo = TestRepo::new(&k.alice);
+    repo.commit_file(T_2024, "policies/a.hcl", "a1\n", true);
+    repo.commit_file(T_2024, "policies/gone.hcl", "g\n", true);
+    let before = repo.head();
+    repo.git_ok(&["rm", "-q", "policies/gone.hcl"]);
+    repo.commit_file(T_2024, "policies/a.hcl", "a2\n", true);
+    repo.commit_file(T_2024, "secrets/new file.yaml", "n\n", true);
+
+    let git = repo.open();
+    let old = git.find_commit(before).unwrap().tree().unwrap();
+    let new = git.head().unwrap().peel_to_tree().unwrap();
+    let changes = changes_between(&git, Some(&old), &new).unwrap();
+    let expected: Vec<(String, ApprovedContent)> = vec![
+        ("policies/a.hcl".into(), ApprovedContent::of_bytes(b"a2\n")),
+        ("policies/gone.hcl".into(), ApprovedContent::Deleted),
+        (
+            "secrets/new file.yaml".into(),
+            ApprovedContent::of_bytes(b"n\n"),
+        ),
+    ];
+    assert_eq!(changes.into_iter().collect::<Vec<_>>(), expected);
+
+    // From the empty tree every file is an addition.
+    let all = changes_between(&git, None, &new).unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.values().all(|c| matches!(c, ApprovedContent::Blob(_))));
 }

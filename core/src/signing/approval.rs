@@ -18,7 +18,8 @@
 //!
 //! Make one with [`ApprovalStatement::new`] + [`ApprovalStatement::sign`]; check one with
 //! [`verify_approval`]; count the distinct approvers of one `(path, content)` in a tree with
-//! [`approvals_for`] (or [`ApprovalSet::load`] + [`ApprovalSet::approvers_of`] for many paths).
+//! [`approvals_for`] (or [`ApprovalSet::load`] + [`ApprovalSet::approvers_of`] for many paths);
+//! list what a change must have approved with [`changes_between`].
 //! The signing key must be valid for the claimed principal at the statement's `created` time,
 //! the same rule git applies to a commit's committer time.
 
@@ -410,6 +411,37 @@ pub fn approvals_for(
         approvers: set.approvers_of(path, content),
         rejected: set.rejected,
     })
+}
+
+/// The resulting content of every path that differs between `old` and `new` (`None` = empty
+/// tree): what an approval of that change must list, and what the checker looks up. Renames are
+/// a deletion plus an addition. Paths that are not UTF-8 are refused (statements are text).
+pub fn changes_between(
+    repo: &Repository,
+    old: Option<&Tree<'_>>,
+    new: &Tree<'_>,
+) -> Result<BTreeMap<String, ApprovedContent>, ApprovalError> {
+    let git = |source| ApprovalError::Git { source };
+    let diff = repo.diff_tree_to_tree(old, Some(new), None).map_err(git)?;
+    let mut changes = BTreeMap::new();
+    for delta in diff.deltas() {
+        let (file, content) = match delta.status() {
+            git2::Delta::Deleted => (delta.old_file(), ApprovedContent::Deleted),
+            _ => (
+                delta.new_file(),
+                ApprovedContent::Blob(delta.new_file().id()),
+            ),
+        };
+        let path = file.path_bytes().unwrap_or_default();
+        let path = std::str::from_utf8(path).map_err(|_| ApprovalError::Invalid {
+            problem: format!(
+                "path {:?} is not UTF-8; approvals name paths as text",
+                String::from_utf8_lossy(path)
+            ),
+        })?;
+        changes.insert(path.to_owned(), content);
+    }
+    Ok(changes)
 }
 
 /// Principals in statements are names, not patterns: no wildcards, negation, commas or spaces.
