@@ -24,6 +24,7 @@ pub mod review;
 pub mod schema;
 pub mod seal;
 pub mod secret;
+pub mod signing;
 pub mod sops;
 pub mod value;
 pub mod yaml;

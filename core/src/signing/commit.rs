@@ -1,0 +1,135 @@
+//! Who signed a git commit: git's own SSH signatures (`gpg.format ssh`), checked in process the
+//! way `git verify-commit` checks them with `gpg.ssh.allowedSignersFile`: an SSHSIG in namespace
+//! `git` over the commit object without its `gpgsig` header, by a key the allowed-signers file
+//! lists, valid at the commit's committer time.
+//!
+//! Use [`verify_commit`] for one commit and [`verify_range`] for `from..to`. Merge commits are
+//! verified like any other commit (their own signature; parents are separate commits).
+
+use git2::{Oid, Repository};
+
+use super::GIT_NAMESPACE;
+use super::allowed_signers::AllowedSigners;
+use super::sshsig::{SignatureRejection, SignedBy, verify_for_principals};
+
+/// The outcome of verifying one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitVerdict {
+    /// Signed by a key the allowed-signers file accepts for `git` at the commit time.
+    Verified(SignedBy),
+    /// Not verified, and why.
+    NotVerified(CommitRejection),
+}
+
+impl CommitVerdict {
+    /// The principals that signed, if verified.
+    pub fn signed_by(&self) -> Option<&SignedBy> {
+        match self {
+            Self::Verified(signed) => Some(signed),
+            Self::NotVerified(_) => None,
+        }
+    }
+}
+
+/// Why a commit is not verified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitRejection {
+    #[error(
+        "commit is not signed; sign it with `git commit -S` (with `gpg.format ssh` and `user.signingkey`)"
+    )]
+    Unsigned,
+    #[error(
+        "commit is signed with {format}, not SSH; sealops verifies SSH signatures only (`git config gpg.format ssh`)"
+    )]
+    NotSsh { format: &'static str },
+    #[error(transparent)]
+    Signature(#[from] SignatureRejection),
+}
+
+/// Errors reading the repository (not verdicts on a commit).
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("cannot read commit {commit}: {source}")]
+    Read {
+        commit: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot walk commits {range}: {source}")]
+    Walk {
+        range: String,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+/// Verifies the signature of commit `oid` against `signers` at its committer time.
+pub fn verify_commit(
+    repo: &Repository,
+    oid: Oid,
+    signers: &AllowedSigners,
+) -> Result<CommitVerdict, CommitError> {
+    let read_error = |source| CommitError::Read {
+        commit: oid.to_string(),
+        source,
+    };
+    let commit = repo.find_commit(oid).map_err(read_error)?;
+    let time = commit.committer().when().seconds();
+    let (signature, signed_data) = match repo.extract_signature(&oid, None) {
+        Ok(parts) => parts,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => {
+            return Ok(CommitVerdict::NotVerified(CommitRejection::Unsigned));
+        }
+        Err(e) => return Err(read_error(e)),
+    };
+    if let Some(format) = foreign_format(&signature) {
+        return Ok(CommitVerdict::NotVerified(CommitRejection::NotSsh {
+            format,
+        }));
+    }
+    Ok(
+        match verify_for_principals(&signature, GIT_NAMESPACE, &signed_data, signers, time) {
+            Ok(signed) => CommitVerdict::Verified(signed),
+            Err(rejection) => CommitVerdict::NotVerified(rejection.into()),
+        },
+    )
+}
+
+/// Verifies every commit in `range` (a revspec such as `main..feature`, or a single commit
+/// meaning all its ancestors), newest first.
+pub fn verify_range(
+    repo: &Repository,
+    range: &str,
+    signers: &AllowedSigners,
+) -> Result<Vec<(Oid, CommitVerdict)>, CommitError> {
+    let walk_error = |source| CommitError::Walk {
+        range: range.to_owned(),
+        source,
+    };
+    let mut walk = repo.revwalk().map_err(walk_error)?;
+    if range.contains("..") {
+        walk.push_range(range).map_err(walk_error)?;
+    } else {
+        let target = repo.revparse_single(range).map_err(walk_error)?;
+        walk.push(target.id()).map_err(walk_error)?;
+    }
+    walk.map(|oid| {
+        let oid = oid.map_err(walk_error)?;
+        Ok((oid, verify_commit(repo, oid, signers)?))
+    })
+    .collect()
+}
+
+/// The kind of a signature git would hand to another program than ssh-keygen, by its armor.
+fn foreign_format(signature: &[u8]) -> Option<&'static str> {
+    let text = signature.trim_ascii_start();
+    if text.starts_with(b"-----BEGIN SSH SIGNATURE-----") {
+        None
+    } else if text.starts_with(b"-----BEGIN PGP SIGNATURE-----") {
+        Some("OpenPGP")
+    } else if text.starts_with(b"-----BEGIN SIGNED MESSAGE-----") {
+        Some("X.509")
+    } else {
+        Some("an unknown format")
+    }
+}
