@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use crate::exit::Outcome;
 
 #[derive(Debug, Parser)]
-#[command(name = "sealops", version, about = "Git-native secrets management with Vault's discipline")]
+#[command(
+    name = "sealops",
+    version,
+    about = "Git-native secrets management with Vault's discipline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

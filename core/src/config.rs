@@ -141,14 +141,16 @@ impl Config {
     /// Parses and validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
         let config: Config = crate::yaml::from_str(text, file)?;
-        config.validate().map_err(|(section, problem)| ManifestError {
-            location: Location {
-                file: file.to_owned(),
-                line: crate::yaml::find_line(text, section, None),
-                column: None,
-            },
-            problem,
-        })?;
+        config
+            .validate()
+            .map_err(|(section, problem)| ManifestError {
+                location: Location {
+                    file: file.to_owned(),
+                    line: crate::yaml::find_line(text, section, None),
+                    column: None,
+                },
+                problem,
+            })?;
         Ok(config)
     }
 
@@ -156,18 +158,27 @@ impl Config {
         let mut names = std::collections::BTreeSet::new();
         let mut ids = std::collections::BTreeSet::new();
         for entry in &self.recipients {
-            let recipient =
-                Recipient::from_str(&entry.key).map_err(|e| ("recipients", format!("recipient {}: {e}", entry.name)))?;
+            let recipient = Recipient::from_str(&entry.key)
+                .map_err(|e| ("recipients", format!("recipient {}: {e}", entry.name)))?;
             if !names.insert(entry.name.as_str()) {
-                return Err(("recipients", format!("recipient name {:?} is used twice", entry.name)));
+                return Err((
+                    "recipients",
+                    format!("recipient name {:?} is used twice", entry.name),
+                ));
             }
             if !ids.insert(recipient.id().clone()) {
-                return Err(("recipients", format!("recipient {} repeats a key already listed", entry.name)));
+                return Err((
+                    "recipients",
+                    format!("recipient {} repeats a key already listed", entry.name),
+                ));
             }
         }
         Scope::parse(&self.defaults.scope).map_err(|e| ("defaults", e))?;
         if self.trust.required_approvals == 0 {
-            return Err(("trust", "trust.required_approvals must be at least 1".to_owned()));
+            return Err((
+                "trust",
+                "trust.required_approvals must be at least 1".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -178,7 +189,8 @@ impl Config {
             .iter()
             .map(|entry| NamedRecipient {
                 name: entry.name.clone(),
-                recipient: Recipient::from_str(&entry.key).expect("validated when the config was loaded"),
+                recipient: Recipient::from_str(&entry.key)
+                    .expect("validated when the config was loaded"),
             })
             .collect()
     }
@@ -227,7 +239,11 @@ mod tests {
     fn bad_recipient_names_the_line() {
         let text = "sealops: v1\nrecipients:\n  - name: prod\n    key: age1nope\n";
         let err = Config::parse(text, ".sealops/config.yaml").unwrap_err();
-        assert!(err.to_string().starts_with(".sealops/config.yaml:2: recipient prod"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(".sealops/config.yaml:2: recipient prod"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub enum EnvelopeError {
     StanzaCount { listed: usize, stanzas: usize },
     #[error("the age envelope is malformed or was altered: {0}")]
     Malformed(String),
-    #[error("the stanza for this identity does not open with it (the envelope was altered, or written for another key)")]
+    #[error(
+        "the stanza for this identity does not open with it (the envelope was altered, or written for another key)"
+    )]
     WrongKey,
     #[error("the envelope holds {0} bytes, not a {SESSION_KEY_LEN}-byte session key")]
     BadLength(usize),
@@ -77,7 +79,10 @@ pub fn count_x25519_stanzas(armored: &str) -> Result<usize, EnvelopeError> {
     if !header.starts_with("age-encryption.org/v1\n") {
         return Err(EnvelopeError::Malformed("not an age v1 file".to_owned()));
     }
-    Ok(header.lines().filter(|l| l.starts_with("-> X25519 ")).count())
+    Ok(header
+        .lines()
+        .filter(|l| l.starts_with("-> X25519 "))
+        .count())
 }
 
 /// Wraps a session key to every recipient, in order, as an armored age file.
@@ -93,7 +98,10 @@ pub fn wrap(key: &SessionKey, recipients: &[Recipient]) -> Result<String, Envelo
     let armor = ArmoredWriter::wrap_output(&mut armored, Format::AsciiArmor).map_err(io)?;
     let mut writer = encryptor.wrap_output(armor).map_err(io)?;
     writer.write_all(key.expose()).map_err(io)?;
-    writer.finish().and_then(|armor| armor.finish()).map_err(io)?;
+    writer
+        .finish()
+        .and_then(|armor| armor.finish())
+        .map_err(io)?;
     Ok(String::from_utf8(armored).expect("age armor is ASCII"))
 }
 
@@ -177,15 +185,24 @@ mod tests {
         let (b, _) = generate();
         let key = SessionKey::generate();
         let armored = wrap(&key, &[a.recipient().clone(), b.recipient().clone()]).expect("wraps");
-        assert!(matches!(unwrap(&armored, 1, 2, &a), Err(EnvelopeError::WrongKey)));
+        assert!(matches!(
+            unwrap(&armored, 1, 2, &a),
+            Err(EnvelopeError::WrongKey)
+        ));
         assert!(matches!(
             unwrap(&armored, 0, 3, &a),
-            Err(EnvelopeError::StanzaCount { listed: 3, stanzas: 2 })
+            Err(EnvelopeError::StanzaCount {
+                listed: 3,
+                stanzas: 2
+            })
         ));
     }
 
     #[test]
     fn debug_hides_session_key() {
-        assert_eq!(format!("{:?}", SessionKey::generate()), "SessionKey([redacted])");
+        assert_eq!(
+            format!("{:?}", SessionKey::generate()),
+            "SessionKey([redacted])"
+        );
     }
 }

@@ -26,7 +26,8 @@ impl KeyId {
 
     /// Parses a key id as written in a manifest (16 lowercase hex digits).
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid =
+            text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         valid.then(|| Self(text.to_owned()))
     }
 
@@ -194,10 +195,11 @@ impl IdentitySet {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let key = age::x25519::Identity::from_str(line).map_err(|_| IdentityError::Malformed {
-                path: source.to_owned(),
-                line: index + 1,
-            })?;
+            let key =
+                age::x25519::Identity::from_str(line).map_err(|_| IdentityError::Malformed {
+                    path: source.to_owned(),
+                    line: index + 1,
+                })?;
             identities.push(Identity::from_age(key, format!("{source}:{}", index + 1)));
         }
         if identities.is_empty() {
@@ -309,7 +311,9 @@ mod tests {
     fn generated_file_parses_back_to_the_same_key() {
         let (identity, text) = generate();
         let set = IdentitySet::parse(&text, "test").expect("parses");
-        let loaded = set.find(identity.recipient().id()).expect("found by key id");
+        let loaded = set
+            .find(identity.recipient().id())
+            .expect("found by key id");
         assert_eq!(loaded.recipient(), identity.recipient());
         assert_eq!(loaded.source(), "test:3");
         assert!(text.starts_with("# created: "));
@@ -318,7 +322,10 @@ mod tests {
     #[test]
     fn malformed_identity_names_file_and_line() {
         let err = IdentitySet::parse("# comment\n\nnot-a-key\n", "ids.txt").unwrap_err();
-        assert!(err.to_string().starts_with("ids.txt:3: not an age X25519 identity"));
+        assert!(
+            err.to_string()
+                .starts_with("ids.txt:3: not an age X25519 identity")
+        );
     }
 
     #[test]
@@ -331,6 +338,9 @@ mod tests {
     #[test]
     fn invalid_recipient_says_what_is_expected() {
         let err = Recipient::from_str("ssh-ed25519 AAAA").unwrap_err();
-        assert!(err.to_string().contains("expected an age X25519 public key"));
+        assert!(
+            err.to_string()
+                .contains("expected an age X25519 public key")
+        );
     }
 }

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod fsutil;
 pub mod keys;
 pub mod manifest;
+pub mod policy;
 pub mod repo;
 pub mod schema;
 pub mod seal;

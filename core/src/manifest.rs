@@ -70,7 +70,9 @@ fn is_name_char(c: char) -> bool {
 /// Checks a key name: Kubernetes Secret key rules (`[A-Za-z0-9._-]`, 1–253 characters).
 pub fn validate_key_name(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > 253 {
-        return Err(format!("invalid key name {key:?}: must be 1 to 253 characters"));
+        return Err(format!(
+            "invalid key name {key:?}: must be 1 to 253 characters"
+        ));
     }
     if let Some(bad) = key.chars().find(|c| !is_name_char(*c)) {
         return Err(format!(
@@ -148,7 +150,8 @@ impl SessionId {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = text.len() == 12 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid =
+            text.len() == 12 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         valid.then(|| Self(text.to_owned()))
     }
 
@@ -288,7 +291,11 @@ impl Manifest {
         let mut sessions = BTreeMap::new();
         for (id, session) in doc.sessions {
             let sid = SessionId::parse(&id).ok_or_else(|| {
-                at("sessions", Some(&id), format!("session id {id:?} is not 12 lowercase hex digits"))
+                at(
+                    "sessions",
+                    Some(&id),
+                    format!("session id {id:?} is not 12 lowercase hex digits"),
+                )
             })?;
             let recipients = session
                 .recipients
@@ -300,7 +307,11 @@ impl Manifest {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if recipients.is_empty() {
-                return Err(at("sessions", Some(&id), format!("session {id} has no recipients")));
+                return Err(at(
+                    "sessions",
+                    Some(&id),
+                    format!("session {id} has no recipients"),
+                ));
             }
             sessions.insert(
                 sid,
@@ -313,9 +324,8 @@ impl Manifest {
         let mut data = BTreeMap::new();
         for (key, value) in doc.data {
             validate_key_name(&key).map_err(|e| at("data", Some(&key), e))?;
-            let sealed = SealedValue::parse(&value).map_err(|e| {
-at("data", Some(&key), format!("key {key}: {e}"))
-            })?;
+            let sealed = SealedValue::parse(&value)
+                .map_err(|e| at("data", Some(&key), format!("key {key}: {e}")))?;
             if !sessions.contains_key(sealed.session()) {
                 return Err(at(
                     "data",
@@ -349,7 +359,8 @@ at("data", Some(&key), format!("key {key}: {e}"))
 
     /// The canonical YAML text: deterministic, one value per line, so diffs stay minimal.
     pub fn to_yaml(&self) -> String {
-        let mut out = String::with_capacity(256 + 120 * self.data.len() + 400 * self.sessions.len());
+        let mut out =
+            String::with_capacity(256 + 120 * self.data.len() + 400 * self.sessions.len());
         out.push_str("# Sealed with sealops (docs/format.md). Values under `data` are encrypted; change them with `sealops set` or `sealops edit`.\n");
         out.push_str("sealops: v1\n");
         let _ = writeln!(out, "path: {}", self.path);
@@ -375,7 +386,11 @@ at("data", Some(&key), format!("key {key}: {e}"))
             out.push_str("sessions:\n");
             for (id, session) in &self.sessions {
                 let ids: Vec<&str> = session.recipients.iter().map(KeyId::as_str).collect();
-                let _ = writeln!(out, "  {id}:\n    recipients: [{}]\n    key: |", ids.join(", "));
+                let _ = writeln!(
+                    out,
+                    "  {id}:\n    recipients: [{}]\n    key: |",
+                    ids.join(", ")
+                );
                 for line in session.envelope.lines() {
                     let _ = writeln!(out, "      {line}");
                 }
@@ -391,7 +406,12 @@ at("data", Some(&key), format!("key {key}: {e}"))
 
     /// Every key, sealed or plain, sorted.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        let mut keys: Vec<&str> = self.data.keys().chain(self.plain.keys()).map(String::as_str).collect();
+        let mut keys: Vec<&str> = self
+            .data
+            .keys()
+            .chain(self.plain.keys())
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         keys.into_iter()
     }
@@ -429,7 +449,9 @@ fn yaml_key(key: &str) -> String {
 fn yaml_scalar(text: &str) -> String {
     const SPECIAL: [&str; 9] = ["y", "yes", "n", "no", "true", "false", "on", "off", "null"];
     let starts_well = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-    let plain_safe = text.chars().all(|c| is_name_char(c) || c == ':' || c == '/');
+    let plain_safe = text
+        .chars()
+        .all(|c| is_name_char(c) || c == ':' || c == '/');
     if starts_well && plain_safe && !SPECIAL.contains(&text.to_ascii_lowercase().as_str()) {
         text.to_owned()
     } else {
@@ -443,8 +465,14 @@ mod tests {
 
     #[test]
     fn secret_paths() {
-        assert_eq!(SecretPath::parse("apps/db.yaml").expect("valid").as_str(), "apps/db");
-        assert_eq!(SecretPath::parse("apps/db").expect("valid").policy_path(), "secrets/apps/db");
+        assert_eq!(
+            SecretPath::parse("apps/db.yaml").expect("valid").as_str(),
+            "apps/db"
+        );
+        assert_eq!(
+            SecretPath::parse("apps/db").expect("valid").policy_path(),
+            "secrets/apps/db"
+        );
         for bad in ["", "/abs", "a//b", "a/../b", "a b", "a/", "./a"] {
             assert!(SecretPath::parse(bad).is_err(), "{bad:?} should be refused");
         }
@@ -453,7 +481,10 @@ mod tests {
     #[test]
     fn scopes() {
         let path = SecretPath::parse("apps/payments/db").expect("valid");
-        assert_eq!(Scope::parse("strict").expect("valid").binding(&path), "path:apps/payments/db");
+        assert_eq!(
+            Scope::parse("strict").expect("valid").binding(&path),
+            "path:apps/payments/db"
+        );
         let under = Scope::parse("under:apps/payments").expect("valid");
         assert!(under.permits(&path));
         assert!(!under.permits(&SecretPath::parse("apps/paymentsX/db").expect("valid")));
@@ -473,7 +504,10 @@ mod tests {
         let text = "sealops: v1\npath: apps/db\nextra: 1\n";
         let err = Manifest::parse(text, "secrets/apps/db.yaml").unwrap_err();
         assert_eq!(err.location.line, Some(3), "{err}");
-        assert!(err.to_string().starts_with("secrets/apps/db.yaml:3"), "{err}");
+        assert!(
+            err.to_string().starts_with("secrets/apps/db.yaml:3"),
+            "{err}"
+        );
         assert!(err.to_string().contains("extra"), "{err}");
     }
 
@@ -483,12 +517,18 @@ mod tests {
         let err = Manifest::parse(text, "f.yaml").unwrap_err();
         let message = err.to_string();
         assert!(message.contains("key PASSWORD"), "{message}");
-        assert!(!message.contains("hunter2"), "the plaintext must not be echoed: {message}");
+        assert!(
+            !message.contains("hunter2"),
+            "the plaintext must not be echoed: {message}"
+        );
     }
 
     #[test]
     fn unsupported_version_is_named() {
         let err = Manifest::parse("sealops: v9\npath: a\n", "f.yaml").unwrap_err();
-        assert!(err.to_string().contains("v9") || err.to_string().contains("v1"), "{err}");
+        assert!(
+            err.to_string().contains("v9") || err.to_string().contains("v1"),
+            "{err}"
+        );
     }
 }

@@ -13,8 +13,15 @@ pub const ID_BASE: &str = "https://sealops.dev/schemas/";
 /// `(file name, pretty JSON)` of every schema.
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
-        ("sealed-secret.v1.json", render::<ManifestDoc>("sealed-secret.v1.json")),
+        (
+            "sealed-secret.v1.json",
+            render::<ManifestDoc>("sealed-secret.v1.json"),
+        ),
         ("config.v1.json", render::<Config>("config.v1.json")),
+        (
+            "identity.v1.json",
+            render::<crate::policy::IdentityDoc>("identity.v1.json"),
+        ),
     ]
 }
 

@@ -27,7 +27,12 @@ impl RecipientNames {
         Self(
             recipients
                 .iter()
-                .map(|r| (r.recipient.id().clone(), format!("{} ({})", r.name, r.recipient)))
+                .map(|r| {
+                    (
+                        r.recipient.id().clone(),
+                        format!("{} ({})", r.name, r.recipient),
+                    )
+                })
                 .collect(),
         )
     }
@@ -102,7 +107,11 @@ impl Manifest {
             .enumerate()
             .find_map(|(index, key_id)| identities.find(key_id).map(|identity| (index, identity)));
         let Some((index, identity)) = found else {
-            let theirs: BTreeSet<String> = session.recipients.iter().map(|id| names.describe(id)).collect();
+            let theirs: BTreeSet<String> = session
+                .recipients
+                .iter()
+                .map(|id| names.describe(id))
+                .collect();
             return Err(OpenError::NotARecipient {
                 file: file.to_owned(),
                 yours: if identities.is_empty() {
@@ -153,10 +162,12 @@ impl Manifest {
         })?;
         let binding = self.scope_binding();
         let session_key = self.session_key(cache, file, sealed.session(), identities, names)?;
-        sealed.open(session_key, &binding, key).ok_or_else(|| OpenError::Value {
-            file: file.to_owned(),
-            key: key.to_owned(),
-        })
+        sealed
+            .open(session_key, &binding, key)
+            .ok_or_else(|| OpenError::Value {
+                file: file.to_owned(),
+                key: key.to_owned(),
+            })
     }
 
     /// Opens every sealed value.
@@ -389,7 +400,9 @@ impl Manifest {
             for key in self.data.keys() {
                 if let Err(e) = self.open_value(&file, key, identities, &names, &mut cache) {
                     let message = e.to_string();
-                    let message = message.strip_prefix(&format!("{file}: ")).unwrap_or(&message);
+                    let message = message
+                        .strip_prefix(&format!("{file}: "))
+                        .unwrap_or(&message);
                     let message = format!("key {key}: {message}");
                     if !problems.contains(&message) {
                         problems.push(message);

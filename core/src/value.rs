@@ -44,12 +44,15 @@ pub enum ValueFormatError {
 impl SealedValue {
     /// Parses `sealed:v1:<session>:<payload>`.
     pub fn parse(text: &str) -> Result<Self, ValueFormatError> {
-        let rest = text.strip_prefix(PREFIX).ok_or(ValueFormatError::NotSealed)?;
-        let (session, payload) = rest
-            .split_once(':')
-            .ok_or(ValueFormatError::Malformed("missing `:` after the session id"))?;
-        let session = SessionId::parse(session)
-            .ok_or(ValueFormatError::Malformed("the session id is not 12 lowercase hex digits"))?;
+        let rest = text
+            .strip_prefix(PREFIX)
+            .ok_or(ValueFormatError::NotSealed)?;
+        let (session, payload) = rest.split_once(':').ok_or(ValueFormatError::Malformed(
+            "missing `:` after the session id",
+        ))?;
+        let session = SessionId::parse(session).ok_or(ValueFormatError::Malformed(
+            "the session id is not 12 lowercase hex digits",
+        ))?;
         let bytes = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| ValueFormatError::Malformed("the payload is not unpadded base64url"))?;
@@ -122,7 +125,12 @@ impl fmt::Display for SealedValue {
         let mut payload = Vec::with_capacity(NONCE_LEN + self.ciphertext.len());
         payload.extend_from_slice(&self.nonce);
         payload.extend_from_slice(&self.ciphertext);
-        write!(f, "{PREFIX}{}:{}", self.session, URL_SAFE_NO_PAD.encode(payload))
+        write!(
+            f,
+            "{PREFIX}{}:{}",
+            self.session,
+            URL_SAFE_NO_PAD.encode(payload)
+        )
     }
 }
 
@@ -159,12 +167,18 @@ mod tests {
         assert_eq!(parsed.open(&key, "path:apps/db", "PASSWORD"), Some(value));
         assert_eq!(parsed.open(&key, "path:apps/other", "PASSWORD"), None);
         assert_eq!(parsed.open(&key, "path:apps/db", "USER"), None);
-        assert_eq!(parsed.open(&SessionKey::generate(), "path:apps/db", "PASSWORD"), None);
+        assert_eq!(
+            parsed.open(&SessionKey::generate(), "path:apps/db", "PASSWORD"),
+            None
+        );
     }
 
     #[test]
     fn plaintext_is_not_a_sealed_value() {
-        assert_eq!(SealedValue::parse("hunter2"), Err(ValueFormatError::NotSealed));
+        assert_eq!(
+            SealedValue::parse("hunter2"),
+            Err(ValueFormatError::NotSealed)
+        );
         assert!(matches!(
             SealedValue::parse("sealed:v1:0123456789ab:!!"),
             Err(ValueFormatError::Malformed(_))

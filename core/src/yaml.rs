@@ -46,7 +46,11 @@ pub fn find_line(text: &str, section: &str, key: Option<&str>) -> Option<u64> {
         }
         if let (true, Some(key)) = (in_section, key) {
             let entry = line.trim_start();
-            let name = entry.split(':').next().unwrap_or_default().trim_matches('"');
+            let name = entry
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"');
             if name == key && line.len() - entry.len() == 2 {
                 return Some(index as u64 + 1);
             }
