@@ -19,6 +19,7 @@ pub mod gitsetup;
 pub mod keys;
 pub mod manifest;
 pub mod merge;
+pub mod policy;
 pub mod repo;
 pub mod review;
 pub mod schema;

@@ -18,6 +18,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             render::<ManifestDoc>("sealed-secret.v1.json"),
         ),
         ("config.v1.json", render::<Config>("config.v1.json")),
+        (
+            "identity.v1.json",
+            render::<crate::policy::IdentityDoc>("identity.v1.json"),
+        ),
     ]
 }
 
