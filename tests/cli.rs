@@ -765,3 +765,108 @@ fn the_example_repository_verifies_and_reveals() {
         })
     );
 }
+
+#[test]
+fn a_copied_manifest_is_refused_before_anything_is_written() {
+    let world = World::new();
+    world
+        .sealops()
+        .args(["seal", "apps/a", "--from-literal", "A=1"])
+        .assert()
+        .success();
+    let original = world.manifest("apps/a");
+    std::fs::copy(
+        world.repo.join("secrets/apps/a.yaml"),
+        world.repo.join("secrets/apps/b.yaml"),
+    )
+    .expect("copy");
+    world
+        .sealops()
+        .args(["set", "apps/b", "K", "v"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "declares path apps/a but lives at secrets/apps/b.yaml",
+        ));
+    assert_eq!(
+        world.manifest("apps/a"),
+        original,
+        "the other manifest was not overwritten"
+    );
+    world
+        .sealops_with_key()
+        .args(["edit", "apps/b"])
+        .env("EDITOR", "true")
+        .assert()
+        .code(2);
+    world
+        .sealops_with_key()
+        .args(["reveal", "apps/b"])
+        .assert()
+        .code(2);
+    world.sealops().args(["verify", "apps/b"]).assert().code(1);
+}
+
+#[test]
+fn rewrap_refuses_a_session_a_removed_recipient_can_open() {
+    let world = World::new();
+    let laptop = world.dir.path().join("laptop.key");
+    let public = world.stdout(world.sealops().args(["keygen", "-o"]).arg(&laptop));
+    world
+        .sealops()
+        .args(["recipients", "add", public.trim(), "--name", "laptop"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .args(["seal", "a", "--from-literal", "A=1"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .args(["recipients", "remove", "laptop"])
+        .assert()
+        .success();
+    world
+        .sealops_with_key()
+        .args(["rewrap", "--all"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("no longer a recipient")
+                .and(predicate::str::contains("rotate-data-key")),
+        );
+    world
+        .sealops_with_key()
+        .args(["rotate-data-key", "--all"])
+        .assert()
+        .success();
+    world
+        .sealops()
+        .arg("-i")
+        .arg(&laptop)
+        .args(["reveal", "a"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_pasted_private_key_is_never_echoed() {
+    let world = World::new();
+    let secret = std::fs::read_to_string(&world.key).expect("key");
+    let secret = secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .expect("key line");
+    for args in [
+        vec!["recipients", "add", secret],
+        vec!["recipients", "remove", secret],
+        vec!["init", "x", "--recipient", secret],
+    ] {
+        world.sealops().args(&args).assert().code(2).stderr(
+            predicate::str::contains(secret)
+                .not()
+                .and(predicate::str::contains("private key")),
+        );
+    }
+}

@@ -22,26 +22,34 @@ fn changed_lines(world: &World) -> (Vec<String>, Vec<String>) {
     (added, removed)
 }
 
-fn committed_world() -> World {
+/// A committed manifest of three values, sealed by an identity holder (`admin`) or not.
+fn committed_world_sealed_by(admin: bool) -> World {
     let world = World::new();
     git(&world.repo, &["init", "-q", "-b", "main"]);
-    world
-        .sealops()
-        .args([
-            "seal",
-            "apps/db",
-            "--from-literal",
-            "A=1",
-            "--from-literal",
-            "B=2",
-            "--from-literal",
-            "C=3",
-        ])
-        .assert()
-        .success();
+    let mut seal = if admin {
+        world.sealops_with_key()
+    } else {
+        world.sealops()
+    };
+    seal.args([
+        "seal",
+        "apps/db",
+        "--from-literal",
+        "A=1",
+        "--from-literal",
+        "B=2",
+        "--from-literal",
+        "C=3",
+    ])
+    .assert()
+    .success();
     git(&world.repo, &["add", "-A"]);
     git(&world.repo, &["commit", "-q", "-m", "seal"]);
     world
+}
+
+fn committed_world() -> World {
+    committed_world_sealed_by(false)
 }
 
 /// Whether a diff line belongs to a session entry (its id, recipients, or armored key).
@@ -53,7 +61,7 @@ fn is_session_line(line: &str) -> bool {
 
 #[test]
 fn set_with_an_identity_changes_exactly_one_line() {
-    let world = committed_world();
+    let world = committed_world_sealed_by(true);
     world
         .sealops_with_key()
         .args(["set", "apps/db", "B", "two"])
@@ -128,4 +136,38 @@ fn unset_removes_one_line() {
     assert!(added.is_empty(), "{added:?}");
     assert_eq!(removed.len(), 1);
     assert!(removed[0].starts_with("  C: sealed:v1:"));
+}
+
+#[test]
+fn a_session_nobody_endorsed_is_never_reused() {
+    // Anyone can add a session whose key they know; an identity holder's new value must not
+    // land under it, so a session sealed without an identity gets a new one next to it.
+    let world = committed_world_sealed_by(false);
+    world
+        .sealops_with_key()
+        .args(["set", "apps/db", "B", "two"])
+        .assert()
+        .success();
+    let (added, removed) = changed_lines(&world);
+    assert_eq!(removed.len(), 1, "removed: {removed:?}");
+    assert!(
+        added.iter().any(|l| l.starts_with("    endorsement: ")),
+        "{added:?}"
+    );
+    let text = world.manifest("apps/db");
+    let b_session = text
+        .lines()
+        .find(|l| l.starts_with("  B: "))
+        .expect("B")
+        .split(':')
+        .nth(3)
+        .expect("session");
+    let a_session = text
+        .lines()
+        .find(|l| l.starts_with("  A: "))
+        .expect("A")
+        .split(':')
+        .nth(3)
+        .expect("session");
+    assert_ne!(a_session, b_session);
 }

@@ -289,6 +289,19 @@ fn precommit_refuses_plaintext_private_keys_and_broken_manifests() {
     git(&world.repo, &["rm", "-q", "--cached", "secrets/leak.yaml"]);
     std::fs::remove_file(world.repo.join("secrets/leak.yaml")).expect("rm");
 
+    std::fs::write(world.repo.join("secrets/db.env"), "PASSWORD=hunter2\n").expect("write");
+    git(&world.repo, &["add", "secrets/db.env"]);
+    world
+        .sealops()
+        .arg("precommit")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "secrets/db.env: only sealed manifests (*.yaml) belong under secrets/",
+        ));
+    git(&world.repo, &["rm", "-q", "--cached", "secrets/db.env"]);
+    std::fs::remove_file(world.repo.join("secrets/db.env")).expect("rm");
+
     world
         .sealops()
         .args(["set", "apps/db", "E", "5"])

@@ -82,39 +82,51 @@ impl ManifestFile {
     }
 }
 
-/// Resolves TARGET arguments: an existing file or directory, or a secret path (file or folder
-/// below secrets/). Directories expand to every manifest below them, sorted.
+/// Resolves TARGET arguments: a secret path (manifest or folder below secrets/) when the
+/// repository has one, else an existing file or directory. Directories expand to every manifest
+/// below them, sorted. Also says whether any directory was expanded.
 pub fn resolve_targets(
     repo: Option<&Repository>,
     targets: &[String],
-) -> anyhow::Result<Vec<ManifestFile>> {
+) -> anyhow::Result<(Vec<ManifestFile>, bool)> {
     let mut files = Vec::new();
+    let mut expanded = false;
     for target in targets {
-        let on_disk = Path::new(target);
-        let path = if on_disk.exists() {
-            on_disk.to_owned()
-        } else if let Some(repo) = repo {
-            let secret =
-                SecretPath::parse(target.trim_end_matches('/')).map_err(anyhow::Error::msg)?;
+        let in_secrets = repo.and_then(|repo| {
+            let secret = SecretPath::parse(target.trim_end_matches('/')).ok()?;
             let file = repo.manifest_file(&secret);
             let dir = repo.secrets_dir().join(secret.as_str());
             if file.is_file() {
-                file
+                Some(file)
             } else if dir.is_dir() {
-                dir
+                Some(dir)
             } else {
-                bail!(
-                    "no manifest secrets/{secret}.yaml in {} (create it with `sealops seal {secret} …`)",
-                    repo.root().display()
-                );
+                None
             }
-        } else {
-            bail!(
-                "{target}: no such file or directory, and no sealops repository to look it up in"
-            );
+        });
+        let on_disk = Path::new(target);
+        let path = match in_secrets {
+            Some(path) => path,
+            None if on_disk.exists() => on_disk.to_owned(),
+            None => match repo {
+                Some(repo) => bail!(
+                    "no manifest secrets/{}.yaml in {} (create it with `sealops seal {} …`)",
+                    target.trim_end_matches('/'),
+                    repo.root().display(),
+                    target.trim_end_matches('/')
+                ),
+                None => bail!(
+                    "{target}: no such file or directory, and no sealops repository to look it up in"
+                ),
+            },
         };
         let found = if path.is_dir() {
-            Repository::manifests_under(&path)?
+            expanded = true;
+            let found = Repository::manifests_under(&path)?;
+            if found.is_empty() {
+                bail!("{target}: no manifests (*.yaml) in {}", path.display());
+            }
+            found
         } else {
             vec![path]
         };
@@ -122,7 +134,7 @@ pub fn resolve_targets(
             files.push(describe(repo, file));
         }
     }
-    Ok(files)
+    Ok((files, expanded))
 }
 
 /// Every manifest of the repository.

@@ -51,12 +51,25 @@ pub struct Recipient {
 }
 
 /// A recipient string that is not an `age1…` X25519 public key.
+///
+/// The input is echoed only when it looks like a public key: users paste private keys by
+/// mistake, and an error message must never print one.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid recipient {text:?}: expected an age X25519 public key (age1…), as printed by `sealops keygen` or `age-keygen -y`"
-)]
+#[error("invalid recipient{}: expected an age X25519 public key (age1…), as printed by `sealops keygen` or `age-keygen -y`{}",
+    shown.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default(),
+    if *private { "; this is a private key (AGE-SECRET-KEY-1…): keep it secret and share only its public key" } else { "" })]
 pub struct InvalidRecipient {
-    pub text: String,
+    shown: Option<String>,
+    private: bool,
+}
+
+impl InvalidRecipient {
+    fn of(text: &str) -> Self {
+        let private = text.to_ascii_uppercase().contains("AGE-SECRET-KEY-");
+        let shown =
+            (!private && text.starts_with("age1") && text.len() <= 100).then(|| text.to_owned());
+        Self { shown, private }
+    }
 }
 
 impl FromStr for Recipient {
@@ -64,9 +77,7 @@ impl FromStr for Recipient {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        let key = age::x25519::Recipient::from_str(text).map_err(|_| InvalidRecipient {
-            text: text.to_owned(),
-        })?;
+        let key = age::x25519::Recipient::from_str(text).map_err(|_| InvalidRecipient::of(text))?;
         // Re-encode so that the key id does not depend on how the user typed it.
         let encoded = key.to_string();
         Ok(Self {
@@ -141,6 +152,14 @@ impl Identity {
 
     pub(crate) fn age(&self) -> &age::x25519::Identity {
         &self.key
+    }
+
+    /// A MAC key only this identity's holder can compute (for session endorsements).
+    pub(crate) fn endorsement_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut hasher = Sha256::new();
+        hasher.update(b"sealops/v1 session endorsement key\0");
+        hasher.update(self.key.to_string().expose_secret().as_bytes());
+        Zeroizing::new(hasher.finalize().into())
     }
 
     fn from_age(key: age::x25519::Identity, source: String) -> Self {

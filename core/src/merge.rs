@@ -164,6 +164,33 @@ pub fn merge(base: Option<&Manifest>, ours: &Manifest, theirs: &Manifest) -> Mer
         }
     }
     merged.drop_unused_sessions();
+    // Whichever side the user keeps for a conflicting key, its session must be there.
+    for (_, ours_entry, theirs_entry) in &conflicting {
+        for (entry, side) in [(ours_entry, ours), (theirs_entry, theirs)] {
+            if let Some(Entry::Sealed(value)) = entry
+                && let Some(session) = side.sessions.get(value.session())
+            {
+                merged
+                    .sessions
+                    .entry(value.session().clone())
+                    .or_insert_with(|| session.clone());
+            }
+        }
+    }
+    // A value opens only under the binding (path and scope) it was sealed for.
+    let binding = merged.scope_binding();
+    for (key, value) in &merged.data {
+        let from = |side: &Manifest| side.data.get(key) == Some(value);
+        let stale = [ours, theirs]
+            .into_iter()
+            .find(|side| from(side) && side.scope_binding() != binding);
+        if let Some(side) = stale {
+            conflicts.push(format!(
+                "key {key} was sealed for {} but the merged manifest is {binding}: seal it again",
+                side.scope_binding()
+            ));
+        }
+    }
 
     let mut text = merged.to_yaml();
     for (key, ours_entry, theirs_entry) in conflicting {
@@ -267,6 +294,60 @@ mod tests {
             merged.text.contains("=======\n  A: sealed:v1:"),
             "{}",
             merged.text
+        );
+    }
+
+    #[test]
+    fn either_side_of_a_conflict_can_be_kept() {
+        let (base, identities, recipients) = setup();
+        let ours = set(&base, "A", "ours", &recipients);
+        let theirs = set(&base, "A", "theirs", &recipients);
+        let merged = merge(Some(&base), &ours, &theirs);
+        for (keep, expected) in [(0, "ours"), (1, "theirs")] {
+            // Resolve as a user would: keep one side's line, drop the markers and the other.
+            let mut lines = Vec::new();
+            let mut side = None;
+            for line in merged.text.lines() {
+                match line {
+                    "<<<<<<< ours" => side = Some(0),
+                    "=======" => side = Some(1),
+                    ">>>>>>> theirs" => side = None,
+                    _ if side.is_none() || side == Some(keep) => lines.push(line),
+                    _ => {}
+                }
+            }
+            let resolved = lines.join("\n") + "\n";
+            let manifest =
+                Manifest::parse(&resolved, "resolved").expect("the resolved file parses");
+            let values = manifest
+                .reveal("resolved", &identities, &RecipientNames::default())
+                .expect("opens");
+            assert_eq!(values["A"].expose_str(), Some(expected));
+        }
+    }
+
+    #[test]
+    fn a_key_sealed_for_another_path_is_a_conflict() {
+        let (base, _, recipients) = setup();
+        let mut moved = base.clone();
+        moved.path = SecretPath::parse("apps/moved").expect("valid");
+        let theirs = set(&base, "D", "4", &recipients);
+        let merged = merge(Some(&base), &moved, &theirs);
+        assert!(
+            merged
+                .conflicts
+                .iter()
+                .any(|c| c.starts_with("key A was sealed for path:apps/db")),
+            "{:?}",
+            merged.conflicts
+        );
+        assert!(
+            merged
+                .conflicts
+                .iter()
+                .any(|c| c.starts_with("key D was sealed for path:apps/db")),
+            "{:?}",
+            merged.conflicts
         );
     }
 

@@ -39,6 +39,14 @@ pub enum RepoError {
     OutsideSecrets { path: PathBuf, secrets: PathBuf },
     #[error("{path}: {problem}")]
     BadPath { path: PathBuf, problem: String },
+    #[error(
+        "{file}: the manifest declares path {declared} but lives at secrets/{location}.yaml; a moved or copied manifest must be sealed again at its new path (nothing was changed)"
+    )]
+    Misplaced {
+        file: String,
+        declared: SecretPath,
+        location: SecretPath,
+    },
 }
 
 /// An opened repository: its root and configuration.
@@ -79,10 +87,9 @@ impl Repository {
             },
         })?;
         let config = Config::parse(&text, &path.display().to_string())?;
-        Ok(Self {
-            root: root.to_owned(),
-            config,
-        })
+        // Canonical, so paths git reports (its work tree is canonical) compare equal to ours.
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        Ok(Self { root, config })
     }
 
     pub fn root(&self) -> &Path {
@@ -104,7 +111,7 @@ impl Repository {
 
     /// The secret path of a manifest file below `secrets/`.
     pub fn secret_path_of(&self, file: &Path) -> Result<SecretPath, RepoError> {
-        let absolute = std::path::absolute(file).map_err(|source| RepoError::Io {
+        let absolute = canonical_lenient(file).map_err(|source| RepoError::Io {
             path: file.to_owned(),
             source,
         })?;
@@ -148,7 +155,18 @@ impl Repository {
     pub fn read_manifest(&self, path: &SecretPath) -> Result<Option<Manifest>, RepoError> {
         let file = self.manifest_file(path);
         match std::fs::read_to_string(&file) {
-            Ok(text) => Ok(Some(Manifest::parse(&text, &self.display_path(&file))?)),
+            Ok(text) => {
+                let display = self.display_path(&file);
+                let manifest = Manifest::parse(&text, &display)?;
+                if &manifest.path != path {
+                    return Err(RepoError::Misplaced {
+                        file: display,
+                        declared: manifest.path,
+                        location: path.clone(),
+                    });
+                }
+                Ok(Some(manifest))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(RepoError::Io { path: file, source }),
         }
@@ -166,6 +184,11 @@ impl Repository {
         }
         crate::fsutil::write_atomic(&file, manifest.to_yaml().as_bytes(), 0o644)
             .map_err(write_error)
+    }
+
+    /// Whether `err` means "there is no repository here" (as opposed to a broken one).
+    pub fn is_not_found(err: &RepoError) -> bool {
+        matches!(err, RepoError::NotFound { .. })
     }
 
     /// Every manifest file below `dir` (a directory inside `secrets/`), sorted.
@@ -196,5 +219,20 @@ impl Repository {
         }
         found.sort();
         Ok(found)
+    }
+}
+
+/// The canonical form of `path`, or of its parent joined with its name when the file itself does
+/// not exist (a staged file deleted from the work tree).
+fn canonical_lenient(path: &Path) -> std::io::Result<PathBuf> {
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        return Ok(canonical);
+    }
+    let absolute = std::path::absolute(path)?;
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => Ok(std::fs::canonicalize(parent)
+            .unwrap_or_else(|_| parent.to_owned())
+            .join(name)),
+        _ => Ok(absolute),
     }
 }

@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::NamedRecipient;
 use crate::envelope::{self, EnvelopeError, SessionKey};
-use crate::keys::{IdentitySet, KeyId, Recipient};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::keys::{Identity, IdentitySet, KeyId, Recipient};
 use crate::manifest::{Manifest, SecretPath, Session, SessionId};
 use crate::secret::SecretValue;
 use crate::value::SealedValue;
@@ -81,10 +84,89 @@ pub enum SealError {
     NoRecipients,
     #[error("{0}")]
     InvalidKey(String),
+    #[error(
+        "{file}: session {session} is wrapped to {recipient}, which is no longer a recipient; re-wrapping would keep a key that recipient already holds: run `sealops rotate-data-key` instead"
+    )]
+    RemovedRecipient {
+        file: String,
+        session: SessionId,
+        recipient: String,
+    },
     #[error(transparent)]
     Open(#[from] OpenError),
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+}
+
+/// The endorsement of a session by `identity`: HMAC-SHA256 over the session id, its recipients
+/// and its envelope, keyed by a key only the identity's holder can derive.
+///
+/// Anyone can add a session (sealing needs only public keys), including one whose key they
+/// know. New values must never be sealed under such a session, or a write-only contributor
+/// could read them; so only sessions endorsed by one of our own identities are reused.
+fn endorsement(
+    identity: &Identity,
+    id: &SessionId,
+    recipients: &[KeyId],
+    envelope: &str,
+) -> Hmac<Sha256> {
+    let key = identity.endorsement_key();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key length");
+    mac.update(b"sealops/v1 session endorsement\0");
+    mac.update(id.as_str().as_bytes());
+    for recipient in recipients {
+        mac.update(b"\0");
+        mac.update(recipient.as_str().as_bytes());
+    }
+    mac.update(b"\0");
+    mac.update(envelope.as_bytes());
+    mac
+}
+
+/// A new session entry for `key`, endorsed by the first of `identities` that is a recipient.
+fn new_session(
+    id: &SessionId,
+    key: &SessionKey,
+    recipients: &[Recipient],
+    identities: &IdentitySet,
+) -> Result<Session, EnvelopeError> {
+    let envelope = envelope::wrap(key, recipients)?;
+    let ids: Vec<KeyId> = recipients.iter().map(|r| r.id().clone()).collect();
+    let endorsement = ids
+        .iter()
+        .find_map(|kid| identities.find(kid))
+        .map(|identity| {
+            hex::encode(
+                endorsement(identity, id, &ids, &envelope)
+                    .finalize()
+                    .into_bytes(),
+            )
+        });
+    Ok(Session {
+        recipients: ids,
+        endorsement,
+        envelope,
+    })
+}
+
+/// Whether one of `identities` endorsed this session.
+fn endorsed_by_us(id: &SessionId, session: &Session, identities: &IdentitySet) -> bool {
+    let Some(tag) = session
+        .endorsement
+        .as_deref()
+        .and_then(|t| hex::decode(t).ok())
+    else {
+        return false;
+    };
+    session
+        .recipients
+        .iter()
+        .filter_map(|kid| identities.find(kid))
+        .any(|identity| {
+            endorsement(identity, id, &session.recipients, &session.envelope)
+                .verify_slice(&tag)
+                .is_ok()
+        })
 }
 
 /// Opened session keys of one manifest, so each session costs one unwrap.
@@ -189,8 +271,9 @@ impl Manifest {
 
     /// Seals `values` (replacing existing ones; a plain value of the same key becomes sealed).
     ///
-    /// Reuses a session wrapped to exactly `recipients` when an identity opens it; otherwise adds
-    /// one new session for all of `values`. Keys not in `values` are untouched.
+    /// Reuses a session wrapped to exactly `recipients` that one of `identities` endorsed (see
+    /// [`endorsement`]); otherwise adds one new session for all of `values`, endorsed when an
+    /// identity is at hand. Keys not in `values` are untouched.
     pub fn seal_values(
         &mut self,
         file: &str,
@@ -233,7 +316,7 @@ impl Manifest {
             .sessions
             .iter()
             .filter(|(_, s)| s.recipients.iter().collect::<BTreeSet<_>>() == wanted)
-            .filter(|(_, s)| s.recipients.iter().any(|id| identities.find(id).is_some()))
+            .filter(|(id, s)| endorsed_by_us(id, s, identities))
             .map(|(id, _)| (self.keys_in_session(id).len(), id.clone()))
             .collect();
         candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
@@ -243,14 +326,8 @@ impl Manifest {
         }
         let key = SessionKey::generate();
         let id = self.new_session_id();
-        let envelope = envelope::wrap(&key, recipients)?;
-        self.sessions.insert(
-            id.clone(),
-            Session {
-                recipients: recipients.iter().map(|r| r.id().clone()).collect(),
-                envelope,
-            },
-        );
+        let session = new_session(&id, &key, recipients, identities)?;
+        self.sessions.insert(id.clone(), session);
         Ok((id, key))
     }
 
@@ -279,8 +356,9 @@ impl Manifest {
         existed
     }
 
-    /// Re-wraps every session key to `recipients`. Values do not change. Returns whether any
-    /// session entry changed.
+    /// Re-wraps every session key to `recipients` (added recipients only: a session wrapped to
+    /// a removed recipient is refused, since that recipient holds its key; rotate instead).
+    /// Values do not change. Returns whether any session entry changed.
     pub fn rewrap(
         &mut self,
         file: &str,
@@ -292,21 +370,29 @@ impl Manifest {
             return Err(SealError::NoRecipients);
         }
         let wanted: Vec<KeyId> = recipients.iter().map(|r| r.id().clone()).collect();
+        for (id, session) in &self.sessions {
+            if let Some(removed) = session.recipients.iter().find(|kid| !wanted.contains(kid)) {
+                return Err(SealError::RemovedRecipient {
+                    file: file.to_owned(),
+                    session: id.clone(),
+                    recipient: names.describe(removed),
+                });
+            }
+        }
         let mut changed = false;
         let ids: Vec<SessionId> = self.sessions.keys().cloned().collect();
         for id in ids {
             if self.sessions[&id].recipients == wanted {
                 continue;
             }
+            let was_ours = endorsed_by_us(&id, &self.sessions[&id], identities);
             let key = self.open_session(file, &id, identities, names)?;
-            let envelope = envelope::wrap(&key, recipients)?;
-            self.sessions.insert(
-                id,
-                Session {
-                    recipients: wanted.clone(),
-                    envelope,
-                },
-            );
+            let mut session = new_session(&id, &key, recipients, identities)?;
+            if !was_ours {
+                // Re-wrapping does not vouch for who chose the key.
+                session.endorsement = None;
+            }
+            self.sessions.insert(id, session);
             changed = true;
         }
         Ok(changed)
@@ -328,14 +414,8 @@ impl Manifest {
         }
         let key = SessionKey::generate();
         let id = SessionId::generate();
-        let envelope = envelope::wrap(&key, recipients)?;
-        self.sessions.insert(
-            id.clone(),
-            Session {
-                recipients: recipients.iter().map(|r| r.id().clone()).collect(),
-                envelope,
-            },
-        );
+        let session = new_session(&id, &key, recipients, identities)?;
+        self.sessions.insert(id.clone(), session);
         let binding = self.scope_binding();
         for (name, value) in values {
             let sealed = SealedValue::seal(&key, &id, &binding, &name, &value);

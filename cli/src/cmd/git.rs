@@ -107,12 +107,20 @@ pub fn precommit(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             ));
             continue;
         }
+        if !staged.path.starts_with(repo.secrets_dir()) {
+            continue;
+        }
+        if staged.path.extension().is_none_or(|e| e != "yaml")
+            && staged.path.file_name().is_none_or(|n| n != ".gitkeep")
+        {
+            problems.push(format!(
+                "{display}: only sealed manifests (*.yaml) belong under secrets/; seal this file's content with `sealops seal … --from-file`"
+            ));
+            continue;
+        }
         let Ok(location) = repo.secret_path_of(&staged.path) else {
             continue;
         };
-        if staged.path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
         match Manifest::parse(&text, &display) {
             Err(e) => problems.push(e.to_string()),
             Ok(manifest) => problems.extend(

@@ -59,7 +59,14 @@ pub fn run(global: &GlobalArgs, args: RecipientsArgs) -> anyhow::Result<Outcome>
                 .recipients
                 .retain(|e| e.name != recipient && e.key != recipient);
             if config.recipients.len() == before {
-                bail!("no recipient named {recipient} (see `sealops recipients list`)");
+                // Echo only what looks like a name or a public key, never a pasted private key.
+                let shown = if recipient.to_ascii_uppercase().contains("AGE-SECRET-KEY-") {
+                    "given (that is a private key: name the recipient or its age1… public key)"
+                        .to_owned()
+                } else {
+                    recipient
+                };
+                bail!("no recipient {shown} (see `sealops recipients list`)");
             }
             save(&repo, &config)?;
             eprintln!(

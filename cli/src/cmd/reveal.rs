@@ -28,7 +28,14 @@ pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
     // A manifest file can be revealed outside any repository (break-glass on a laptop).
     let repo = match context::repository(global) {
         Ok(repo) => Some(repo),
-        Err(_) if global.repo.is_none() && std::path::Path::new(&args.target).exists() => None,
+        Err(e)
+            if global.repo.is_none()
+                && as_file.exists()
+                && e.downcast_ref::<sealops_core::repo::RepoError>()
+                    .is_some_and(Repository::is_not_found) =>
+        {
+            None
+        }
         Err(e) => return Err(e),
     };
     let identities = context::identities(global, IdentityNeed::Required)?;
@@ -36,8 +43,9 @@ pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
         .as_ref()
         .map(Repository::recipient_names)
         .unwrap_or_default();
-    let targets = context::resolve_targets(repo.as_ref(), std::slice::from_ref(&args.target))?;
-    let single = !is_directory_target(repo.as_ref(), &args.target);
+    let (targets, expanded) =
+        context::resolve_targets(repo.as_ref(), std::slice::from_ref(&args.target))?;
+    let single = !expanded;
 
     // One unwrap per manifest dominates: open manifests on every core, keeping their order.
     let revealed = targets
@@ -71,11 +79,6 @@ pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
     };
     output::stdout(text.as_bytes())?;
     Ok(Outcome::Success)
-}
-
-fn is_directory_target(repo: Option<&Repository>, target: &str) -> bool {
-    std::path::Path::new(target).is_dir()
-        || repo.is_some_and(|r| r.secrets_dir().join(target.trim_end_matches('/')).is_dir())
 }
 
 /// Every value of a manifest, sealed ones opened, plain ones as they are.

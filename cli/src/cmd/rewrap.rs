@@ -16,7 +16,7 @@ fn targets(
     } else if args.paths.is_empty() {
         bail!("name the manifests (secret paths, files or directories), or pass --all")
     } else {
-        context::resolve_targets(Some(repo), &args.paths)
+        context::resolve_targets(Some(repo), &args.paths).map(|(files, _)| files)
     }
 }
 

@@ -67,6 +67,8 @@ pub fn import(global: &GlobalArgs, args: ImportSopsArgs) -> anyhow::Result<Outco
         MacCheck::Verify
     };
     let several = args.files.len() > 1;
+    // One manifest per secret path, changed in memory, so two inputs for one path both land.
+    let mut manifests: BTreeMap<sealops_core::manifest::SecretPath, Manifest> = BTreeMap::new();
     let mut imports = Vec::new();
     // Decrypt and seal everything in memory first: one bad file leaves the repository untouched.
     for file in &args.files {
@@ -102,9 +104,13 @@ pub fn import(global: &GlobalArgs, args: ImportSopsArgs) -> anyhow::Result<Outco
                 );
             }
             let values: BTreeMap<String, SecretValue> = flat.entries.into_iter().collect();
-            let mut manifest = repo
-                .read_manifest(&path)?
-                .unwrap_or_else(|| Manifest::new(path.clone(), repo.config.default_scope()));
+            if !manifests.contains_key(&path) {
+                let existing = repo.read_manifest(&path)?;
+                let manifest = existing
+                    .unwrap_or_else(|| Manifest::new(path.clone(), repo.config.default_scope()));
+                manifests.insert(path.clone(), manifest);
+            }
+            let manifest = manifests.get_mut(&path).expect("inserted above");
             let file_label = format!("secrets/{path}.yaml");
             let count = values.len();
             manifest.seal_values(
@@ -114,15 +120,14 @@ pub fn import(global: &GlobalArgs, args: ImportSopsArgs) -> anyhow::Result<Outco
                 &identities,
                 &repo.recipient_names(),
             )?;
-            imports.push((display.clone(), manifest, count));
+            imports.push((display.clone(), path, count));
         }
     }
-    for (source, manifest, count) in &imports {
+    for manifest in manifests.values() {
         repo.write_manifest(manifest)?;
-        eprintln!(
-            "Imported {source} → secrets/{}.yaml ({count} values)",
-            manifest.path
-        );
+    }
+    for (source, path, count) in &imports {
+        eprintln!("Imported {source} → secrets/{path}.yaml ({count} values)");
     }
     Ok(Outcome::Success)
 }
@@ -135,6 +140,17 @@ pub fn export(global: &GlobalArgs, args: ExportSopsArgs) -> anyhow::Result<Outco
     let Some(manifest) = repo.read_manifest(&path)? else {
         bail!("no manifest {file}");
     };
+    let options = EncryptOptions::default();
+    if let Some(key) = manifest
+        .data
+        .keys()
+        .find(|k| k.ends_with(&options.unencrypted_suffix))
+    {
+        bail!(
+            "{file}: sealed key {key} ends with {}, which SOPS leaves in clear; rename the key before exporting",
+            options.unencrypted_suffix
+        );
+    }
     let mut entries: Vec<(String, SecretValue)> = manifest
         .reveal(&file, &identities, &repo.recipient_names())?
         .into_iter()
@@ -158,13 +174,8 @@ pub fn export(global: &GlobalArgs, args: ExportSopsArgs) -> anyhow::Result<Outco
         SopsOutputFormat::Json => SopsFormat::Json,
         SopsOutputFormat::Dotenv => SopsFormat::Dotenv,
     };
-    let text = sops::encrypt(
-        &[document],
-        format,
-        &repo.recipients(),
-        &EncryptOptions::default(),
-    )
-    .map_err(|kind| anyhow::anyhow!("{file}: {kind}"))?;
+    let text = sops::encrypt(&[document], format, &repo.recipients(), &options)
+        .map_err(|kind| anyhow::anyhow!("{file}: {kind}"))?;
     match args.output {
         Some(out) => {
             sealops_core::fsutil::write_atomic(&out, text.as_bytes(), 0o644)

@@ -10,7 +10,7 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<Outcome> {
     let targets = if args.paths.is_empty() {
         context::all_manifests(&repo)?
     } else {
-        context::resolve_targets(Some(&repo), &args.paths)?
+        context::resolve_targets(Some(&repo), &args.paths)?.0
     };
     let recipients = repo.config.recipients();
     let mut problems = 0usize;
