@@ -870,3 +870,53 @@ fn a_pasted_private_key_is_never_echoed() {
         );
     }
 }
+
+#[test]
+fn the_example_policies_say_who_reads_and_who_writes() {
+    let world = World::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    world
+        .sealops()
+        .args(["policy", "check"])
+        .arg(examples.join("policies"))
+        .assert()
+        .success();
+    world
+        .sealops()
+        .args(["policy", "fmt", "--check"])
+        .arg(examples.join("policies"))
+        .assert()
+        .success();
+    let readers = world.stdout(world.sealops().arg("--repo").arg(&examples).args([
+        "policy",
+        "who-can",
+        "read",
+        "secrets/apps/payments/db",
+    ]));
+    assert!(
+        readers.contains("payments\tservice")
+            && !readers.contains("web\t")
+            && !readers.contains("alice"),
+        "{readers}"
+    );
+    let writers = world.stdout(world.sealops().arg("--repo").arg(&examples).args([
+        "policy",
+        "who-can",
+        "update",
+        "secrets/apps/payments/db",
+    ]));
+    assert!(
+        writers.contains("alice@example.com") && !writers.contains("payments\tservice"),
+        "{writers}"
+    );
+    let approvers = world.stdout(world.sealops().arg("--repo").arg(&examples).args([
+        "policy",
+        "who-can",
+        "sudo",
+        "sys/policy/payments-dev",
+    ]));
+    assert_eq!(
+        approvers,
+        "bob@example.com\thuman\ncarol@example.com\thuman\n"
+    );
+}

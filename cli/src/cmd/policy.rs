@@ -66,7 +66,7 @@ pub struct FmtArgs {
     /// Report files that are not canonical instead of rewriting them (exit 1 if any).
     #[arg(long)]
     pub check: bool,
-    /// Policy files (.hcl or .json).
+    /// Policy files (.hcl or .json) or directories holding them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -122,7 +122,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<Outcome> {
 
 fn fmt(args: &FmtArgs) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::Success;
-    for file in &args.files {
+    for file in &policy_files(&args.files)? {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         let formatted = match format_policy(&text, &file.display().to_string()) {
