@@ -1,22 +1,12 @@
 //! Vault's own ACL test vectors (`../shared/fixtures/vault-acl/cases.json`), read in place.
 
-use std::path::PathBuf;
-
 use sealops_core::policy::{Acl, Operation, Policy, Request};
 use serde_json::Value;
 
+mod fixtures;
+
 fn fixture() -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/vault-acl/cases.json");
-    if !path.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "fixture {} is missing in CI",
-            path.display()
-        );
-        eprintln!("skipped: fixture {} not found", path.display());
-        return None;
-    }
+    let path = fixtures::shared_fixtures()?.join("vault-acl/cases.json");
     let text = std::fs::read_to_string(&path).expect("fixture is readable");
     Some(serde_json::from_str(&text).expect("fixture is JSON"))
 }

@@ -7,30 +7,10 @@ use std::path::PathBuf;
 use sealops_core::keys::IdentitySet;
 use sealops_core::sops::{self, Document, MacCheck, SopsErrorKind, SopsFormat};
 
+mod fixtures;
+
 fn fixtures() -> Option<PathBuf> {
-    let in_repo = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures"
-    ));
-    let dir = if in_repo.is_dir() {
-        in_repo
-    } else if let Some(dir) = std::env::var_os("SEALOPS_FIXTURES")
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir())
-    {
-        dir
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "fixtures not found at {} and SEALOPS_FIXTURES is unset",
-            in_repo.display()
-        );
-    } else {
-        eprintln!(
-            "skipped: SOPS fixtures not found (set SEALOPS_FIXTURES=/path/to/shared/fixtures)"
-        );
-        return None;
-    };
-    Some(dir.join("sops"))
+    fixtures::shared_fixtures().map(|dir| dir.join("sops"))
 }
 
 /// (file, data key hex, expected format)

@@ -14,20 +14,8 @@ use super::source::SourceAttr;
 /// Errors formatting: the policy must parse first.
 pub type FormatError = ParseError;
 
-/// Attribute order inside a path block.
-const ORDER: [&str; 11] = [
-    "comment",
-    "policy",
-    "capabilities",
-    "allowed_parameters",
-    "denied_parameters",
-    "required_parameters",
-    "min_wrapping_ttl",
-    "max_wrapping_ttl",
-    "mfa_methods",
-    "control_group",
-    "subscribe_event_types",
-];
+/// Attribute order inside a path block: the order Vault's documentation lists them in.
+const ORDER: [&str; 11] = super::parse::PATH_KEYS;
 
 /// Formats policy text canonically. `origin` names it in errors.
 pub fn format_policy(text: &str, origin: &str) -> Result<String, FormatError> {

@@ -115,7 +115,7 @@ pub struct Policy {
 
 /// Keys Vault accepts inside a `path` block. `mfa_methods`, `control_group` and
 /// `subscribe_event_types` are checked as Vault checks them, and have no effect in sealops.
-const PATH_KEYS: [&str; 11] = [
+pub(crate) const PATH_KEYS: [&str; 11] = [
     "comment",
     "policy",
     "capabilities",

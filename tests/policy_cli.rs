@@ -1,10 +1,12 @@
 //! `sealops policy fmt|check|explain|who-can|eval` run as a user runs them.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 
 fn sealops() -> Command {
-    Command::cargo_bin("sealops").expect("binary")
+    Command::new(common::SEALOPS)
 }
 
 #[test]

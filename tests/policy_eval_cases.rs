@@ -1,22 +1,12 @@
 //! Every Vault test vector through the real `sealops policy eval` binary.
 
-use std::path::PathBuf;
+mod common;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
 fn fixture() -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/vault-acl/cases.json");
-    if !path.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "fixture {} is missing in CI",
-            path.display()
-        );
-        eprintln!("skipped: fixture {} not found", path.display());
-        return None;
-    }
+    let path = common::fixtures()?.join("vault-acl/cases.json");
     let text = std::fs::read_to_string(&path).expect("fixture is readable");
     Some(serde_json::from_str(&text).expect("fixture is JSON"))
 }
@@ -29,7 +19,7 @@ fn every_vault_case_passes_through_sealops_policy_eval() {
     for (index, case) in cases.iter().enumerate() {
         let dir = tempfile::tempdir().expect("temp dir");
         let names = case["policy_names"].as_array().cloned().unwrap_or_default();
-        let mut command = Command::cargo_bin("sealops").expect("binary");
+        let mut command = Command::new(common::SEALOPS);
         command.args(["policy", "eval", "-o", "json", "--request", "-"]);
         for (i, text) in case["policies"]
             .as_array()
