@@ -12,9 +12,9 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::args::{EditArgs, GlobalArgs};
-use crate::cmd::reveal::json_string;
 use crate::context::{self, IdentityNeed};
 use crate::exit::Outcome;
+use sealops_core::render::json_string;
 
 /// The document the user edits.
 #[derive(Deserialize)]

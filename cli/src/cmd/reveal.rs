@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use anyhow::bail;
 use rayon::prelude::*;
+use sealops_core::render::{self, RenderError};
 use sealops_core::repo::Repository;
 use sealops_core::seal::RecipientNames;
 use sealops_core::secret::SecretValue;
@@ -104,10 +105,19 @@ pub fn open(
     Ok(values)
 }
 
-fn text_of<'v>(display: &str, key: &str, value: &'v SecretValue) -> anyhow::Result<&'v str> {
-    value.expose_str().ok_or_else(|| {
-        anyhow::anyhow!("{display}: the value of {key} is binary; print it alone with --key {key}")
-    })
+/// Says which manifest, and how to get a binary value out.
+fn render_error(display: &str, error: RenderError) -> anyhow::Error {
+    match error {
+        RenderError::Binary { key, .. } => {
+            anyhow::anyhow!(
+                "{display}: the value of {key} is binary; print it alone with --key {key}"
+            )
+        }
+        RenderError::NotAnEnvName { key } => anyhow::anyhow!(
+            "{display}: key {key} is not a valid environment variable name; use -o yaml or -o json"
+        ),
+        other => anyhow::anyhow!("{display}: {other}"),
+    }
 }
 
 /// Renders one manifest's values.
@@ -116,37 +126,15 @@ pub fn render(
     values: &BTreeMap<String, SecretValue>,
     format: RevealFormat,
 ) -> anyhow::Result<Zeroizing<String>> {
-    let mut out = Zeroizing::new(String::new());
-    match format {
-        RevealFormat::Yaml => {
-            for (key, value) in values {
-                let text = text_of(display, key, value)?;
-                out.push_str(&sealops_core::yaml::scalar(key));
-                out.push_str(": ");
-                out.push_str(&json_string(text));
-                out.push('\n');
-            }
-        }
-        RevealFormat::Json => {
-            out.push_str(&json_object(display, values, "")?);
-            out.push('\n');
-        }
-        RevealFormat::Env => {
-            for (key, value) in values {
-                if !is_env_name(key) {
-                    bail!(
-                        "{display}: key {key} is not a valid environment variable name; use -o yaml or -o json"
-                    );
-                }
-                let text = text_of(display, key, value)?;
-                out.push_str(key);
-                out.push_str("='");
-                out.push_str(&text.replace('\'', "'\\''"));
-                out.push_str("'\n");
-            }
-        }
-    }
-    Ok(out)
+    let rendered = match format {
+        RevealFormat::Yaml => render::yaml(values),
+        RevealFormat::Json => render::json(values, "").map(|mut json| {
+            json.push('\n');
+            json
+        }),
+        RevealFormat::Env => render::dotenv(values),
+    };
+    rendered.map_err(|e| render_error(display, e))
 }
 
 fn render_tree(
@@ -168,9 +156,11 @@ fn render_tree(
             out.push_str("{\n");
             for (index, (target, values)) in revealed.iter().enumerate() {
                 out.push_str("  ");
-                out.push_str(&json_string(&label(target)));
+                out.push_str(&render::json_string(&label(target)));
                 out.push_str(": ");
-                out.push_str(&json_object(&target.display, values, "  ")?);
+                let json =
+                    render::json(values, "  ").map_err(|e| render_error(&target.display, e))?;
+                out.push_str(&json);
                 out.push_str(if index + 1 < revealed.len() {
                     ",\n"
                 } else {
@@ -192,38 +182,4 @@ fn render_tree(
         }
     }
     Ok(out)
-}
-
-fn json_object(
-    display: &str,
-    values: &BTreeMap<String, SecretValue>,
-    indent: &str,
-) -> anyhow::Result<Zeroizing<String>> {
-    let mut out = Zeroizing::new(String::from("{"));
-    for (index, (key, value)) in values.iter().enumerate() {
-        out.push_str(if index == 0 { "\n" } else { ",\n" });
-        out.push_str(indent);
-        out.push_str("  ");
-        out.push_str(&json_string(key));
-        out.push_str(": ");
-        out.push_str(&json_string(text_of(display, key, value)?));
-    }
-    if !values.is_empty() {
-        out.push('\n');
-        out.push_str(indent);
-    }
-    out.push('}');
-    Ok(out)
-}
-
-/// A JSON string literal (also a valid YAML double-quoted scalar), in a zeroed-on-drop buffer.
-pub fn json_string(text: &str) -> Zeroizing<String> {
-    let mut buffer = Zeroizing::new(Vec::with_capacity(text.len() + 2));
-    serde_json::to_writer(&mut *buffer, text).expect("writing a string to memory cannot fail");
-    Zeroizing::new(String::from_utf8(std::mem::take(&mut *buffer)).expect("JSON is UTF-8"))
-}
-
-fn is_env_name(key: &str) -> bool {
-    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
