@@ -1,7 +1,9 @@
 //! Reconcile logic of `sealops-controller`.
 //!
-//! The controller is not implemented yet; this crate reserves its place in the workspace so the
-//! binary, its tests and its documentation have a home from the start.
+//! Built so far: [`output`], which writes outputs safely under the allowed roots. The reconcile
+//! loop, triggers and HTTP endpoints are not implemented yet; the binary says so.
+
+pub mod output;
 
 /// The controller's version, as shown by `sealops-controller --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
