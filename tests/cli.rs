@@ -920,3 +920,25 @@ fn the_example_policies_say_who_reads_and_who_writes() {
         "bob@example.com\thuman\ncarol@example.com\thuman\n"
     );
 }
+
+#[test]
+fn the_example_targets_parse_and_render() {
+    use sealops_core::secret::SecretValue;
+    use std::collections::BTreeMap;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/targets");
+    let text = std::fs::read_to_string(examples.join("payments.yaml")).expect("target");
+    let target = sealops_core::target::Target::parse(&text, "payments.yaml").expect("parses");
+    let values: BTreeMap<String, SecretValue> = [
+        ("DB_USER", "u"),
+        ("DB_PASSWORD", "p"),
+        ("DB_HOST", "h"),
+        ("DB_PORT", "5432"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), SecretValue::from(v)))
+    .collect();
+    let url = sealops_core::render::output(&target.outputs[1], &values).expect("renders");
+    assert_eq!(url.as_slice(), b"postgres://u:p@h:5432/payments");
+    let text = std::fs::read_to_string(examples.join("web.yaml")).expect("target");
+    sealops_core::target::Target::parse(&text, "web.yaml").expect("parses");
+}

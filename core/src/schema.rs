@@ -22,6 +22,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             "identity.v1.json",
             render::<crate::policy::IdentityDoc>("identity.v1.json"),
         ),
+        (
+            "target.v1.json",
+            render::<crate::target::Target>("target.v1.json"),
+        ),
     ]
 }
 
