@@ -3,6 +3,7 @@
 //! Built so far: [`output`], which writes outputs safely under the allowed roots. The reconcile
 //! loop, triggers and HTTP endpoints are not implemented yet; the binary says so.
 
+pub mod check;
 pub mod output;
 
 /// The controller's version, as shown by `sealops-controller --version`.

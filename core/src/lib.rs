@@ -13,6 +13,7 @@
 //! `[redacted]` in `Debug`.
 
 pub mod config;
+pub mod controller_config;
 pub mod envelope;
 pub mod fsutil;
 pub mod gitsetup;

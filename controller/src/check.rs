@@ -1,0 +1,78 @@
+//! `sealops-controller check-config`: the configuration parses, and everything it names is
+//! usable on this machine.
+
+use std::path::Path;
+
+use sealops_core::controller_config::ControllerConfig;
+
+use crate::output::OutputRoots;
+
+/// Every problem with `config` on this machine (empty when it is ready to run).
+pub fn problems(config: &ControllerConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    for file in &config.identity_files {
+        if let Err(e) = sealops_core::keys::IdentitySet::load(file) {
+            problems.push(format!("identity_files: {e}"));
+        }
+    }
+    if let Err(e) = OutputRoots::new(&config.output_roots) {
+        problems.push(format!("output_roots: {e}"));
+    }
+    if let Some(file) = &config.trust.allowed_signers_file
+        && let Err(e) = sealops_core::signing::AllowedSigners::load(file)
+    {
+        problems.push(format!("trust.allowed_signers_file: {e}"));
+    }
+    if let Some(path) = &config.repository.path
+        && !path.join(".git").exists()
+        && !path.join("HEAD").exists()
+    {
+        problems.push(format!(
+            "repository.path: {} is not a git repository",
+            path.display()
+        ));
+    }
+    if config.state_dir.exists() && !config.state_dir.is_dir() {
+        problems.push(format!(
+            "state_dir: {} exists and is not a directory",
+            config.state_dir.display()
+        ));
+    }
+    for (name, hook) in &config.hooks {
+        let program = Path::new(&hook.command[0]);
+        let found = if program.is_absolute() {
+            program.is_file()
+        } else {
+            std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+            })
+        };
+        if !found {
+            problems.push(format!(
+                "hooks.{name}: program {} not found",
+                program.display()
+            ));
+        }
+    }
+    if let Some(http) = &config.http {
+        if http.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen: {:?} is not an address like 127.0.0.1:9750",
+                http.listen
+            ));
+        }
+        if let Some(file) = &http.webhook_secret_file
+            && let Err(e) = std::fs::metadata(file)
+        {
+            problems.push(format!("http.webhook_secret_file: {}: {e}", file.display()));
+        }
+    }
+    problems
+}
+
+/// Reads and parses the configuration file.
+pub fn load(path: &Path) -> anyhow::Result<ControllerConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok(ControllerConfig::parse(&text, &path.display().to_string())?)
+}

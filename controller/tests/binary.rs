@@ -1,0 +1,81 @@
+//! The controller binary: --version and check-config work; `run` says it is not implemented
+//! yet, so nothing mistakes it for a working controller.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn controller() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sealops-controller"))
+}
+
+#[test]
+fn prints_its_version() {
+    controller()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("sealops-controller 0."));
+}
+
+#[test]
+fn run_is_not_implemented_yet() {
+    controller()
+        .args(["run", "--config", "controller.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not implemented yet"));
+}
+
+#[test]
+fn check_config_reports_what_is_missing_on_this_machine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("controller.yaml");
+    let text = format!(
+        "sealops: v1\nrepository:\n  path: {d}/repo\nidentity_files: [{d}/cluster.key]\nstate_dir: {d}/state\noutput_roots: [{d}/out]\n\
+         trust:\n  allowed_signers_file: {d}/allowed_signers\nhooks:\n  reload:\n    command: [/nonexistent/reload]\n",
+        d = dir.path().display()
+    );
+    std::fs::write(&config, text).expect("write");
+    controller()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("identity_files: cannot read identity file")
+                .and(predicate::str::contains("output_roots: output root"))
+                .and(predicate::str::contains("is not a git repository"))
+                .and(predicate::str::contains(
+                    "hooks.reload: program /nonexistent/reload not found",
+                )),
+        );
+
+    // Make everything real: then it is ready.
+    std::fs::create_dir_all(dir.path().join("repo/.git")).expect("repo");
+    std::fs::create_dir_all(dir.path().join("out")).expect("out");
+    std::fs::write(dir.path().join("allowed_signers"), "").expect("signers");
+    let (_, key) = sealops_core::keys::generate();
+    sealops_core::fsutil::create_new(&dir.path().join("cluster.key"), key.as_bytes(), 0o600)
+        .expect("key");
+    let text = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("/nonexistent/reload", "/bin/true");
+    std::fs::write(&config, text).expect("write");
+    controller()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("ready"));
+
+    std::fs::write(&config, "sealops: v1\nrepository: {}\n").expect("write");
+    controller()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("controller.yaml"));
+}

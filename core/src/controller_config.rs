@@ -1,0 +1,322 @@
+//! The controller's local configuration (`sealops-controller --config FILE`).
+//!
+//! It holds everything the repository must not be able to widen: where secrets may be written,
+//! which hooks may run, which identities decrypt, and the bootstrap of trust. Schema:
+//! `schemas/controller.v1.json`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{FormatVersion, Location, ManifestError};
+
+/// The controller's configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "sealops controller configuration (format v1)",
+    description = "Local to the machine running sealops-controller; nothing in the repository can widen it. See docs/controller.md."
+)]
+pub struct ControllerConfig {
+    /// Format version; `v1`.
+    pub sealops: FormatVersion,
+    /// The repository to follow.
+    pub repository: RepositorySource,
+    /// How often to fetch a remote (with jitter), and the period of full resyncs.
+    #[serde(default)]
+    pub poll: Poll,
+    /// Identity files (age-keygen format, mode 0600). Several may be given so old manifests
+    /// keep opening during key renewal.
+    pub identity_files: Vec<PathBuf>,
+    /// Where the controller keeps its state (last applied commit, journal, leases).
+    pub state_dir: PathBuf,
+    /// This node: targets select nodes by labels.
+    #[serde(default)]
+    pub node: Node,
+    /// Directories outputs may be written under; a target naming a path elsewhere is refused.
+    pub output_roots: Vec<PathBuf>,
+    /// Commands targets may run after their outputs changed, by name.
+    #[serde(default)]
+    pub hooks: BTreeMap<String, Hook>,
+    /// Bootstrap of trust: whose signatures count, before the repository says anything.
+    pub trust: TrustBootstrap,
+    /// HTTP endpoints (health, readiness, metrics, status, webhook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    /// What happens to the outputs of a target that was removed.
+    #[serde(default)]
+    pub removed_outputs: RemovedOutputs,
+    /// Accept a branch whose new head does not descend from the applied commit.
+    #[serde(default)]
+    pub allow_force_push: bool,
+}
+
+/// A local checkout, or a remote fetched over file://, https:// or ssh://.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySource {
+    /// A local git repository (watched for ref changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// A remote URL (`file://`, `https://`, `ssh://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The branch to follow.
+    #[serde(default = "main_branch")]
+    pub branch: String,
+    /// For https: a file holding the access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// For ssh: the private key file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_file: Option<PathBuf>,
+}
+
+fn main_branch() -> String {
+    "main".to_owned()
+}
+
+/// Polling and resync periods, as durations like `30s`, `5m`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    #[serde(default = "thirty_seconds")]
+    pub interval: String,
+    #[serde(default = "five_seconds")]
+    pub jitter: String,
+    /// A full resync at this period catches anything an event missed.
+    #[serde(default = "ten_minutes")]
+    pub resync: String,
+}
+
+impl Default for Poll {
+    fn default() -> Self {
+        Self {
+            interval: thirty_seconds(),
+            jitter: five_seconds(),
+            resync: ten_minutes(),
+        }
+    }
+}
+
+fn thirty_seconds() -> String {
+    "30s".to_owned()
+}
+fn five_seconds() -> String {
+    "5s".to_owned()
+}
+fn ten_minutes() -> String {
+    "10m".to_owned()
+}
+
+/// This node's name and labels.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A command a target may run after its output changed.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// The program and its arguments (no shell).
+    pub command: Vec<String>,
+    /// Killed after this long.
+    #[serde(default = "thirty_seconds")]
+    pub timeout: String,
+}
+
+/// Whose signatures count, from local configuration only.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustBootstrap {
+    /// An allowed_signers file trusted for the first commit the controller applies; later
+    /// changes to the repository's signers must be approved under the signers already trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_signers_file: Option<PathBuf>,
+    /// Principals trusted regardless of the repository's allowed_signers (their keys still come
+    /// from `allowed_signers_file`).
+    #[serde(default)]
+    pub pinned_principals: Vec<String>,
+    /// Refuse unsigned commits (default true). Turning it off is for local experiments only.
+    #[serde(default = "yes")]
+    pub require_signed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// HTTP listener.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// Address to listen on, e.g. `127.0.0.1:9750`.
+    pub listen: String,
+    /// File holding the webhook HMAC secret; without it the webhook endpoint is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+/// What to do with outputs of removed targets.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemovedOutputs {
+    #[default]
+    Delete,
+    Keep,
+}
+
+impl ControllerConfig {
+    /// Parses and validates the text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+        let config: ControllerConfig = crate::yaml::from_str(text, file)?;
+        config
+            .validate()
+            .map_err(|(section, problem)| ManifestError {
+                location: Location {
+                    file: file.to_owned(),
+                    line: crate::yaml::find_line(text, section, None),
+                    column: None,
+                },
+                problem,
+            })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        match (&self.repository.path, &self.repository.url) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "repository",
+                    "give repository.path or repository.url, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    "repository",
+                    "give repository.path (a local checkout) or repository.url".into(),
+                ));
+            }
+            (None, Some(url))
+                if !["file://", "https://", "ssh://"]
+                    .iter()
+                    .any(|s| url.starts_with(s)) =>
+            {
+                return Err((
+                    "repository",
+                    format!("repository.url {url:?} must start with file://, https:// or ssh://"),
+                ));
+            }
+            _ => {}
+        }
+        for (name, value) in [
+            ("poll.interval", &self.poll.interval),
+            ("poll.jitter", &self.poll.jitter),
+            ("poll.resync", &self.poll.resync),
+        ] {
+            parse_duration(value).map_err(|e| ("poll", format!("{name}: {e}")))?;
+        }
+        if self.identity_files.is_empty() {
+            return Err((
+                "identity_files",
+                "at least one identity file is needed to decrypt".into(),
+            ));
+        }
+        if self.output_roots.is_empty() {
+            return Err((
+                "output_roots",
+                "at least one output root is needed (outputs are written only below them)".into(),
+            ));
+        }
+        if let Some(root) = self.output_roots.iter().find(|r| !r.is_absolute()) {
+            return Err((
+                "output_roots",
+                format!("output root {} must be an absolute path", root.display()),
+            ));
+        }
+        for (name, hook) in &self.hooks {
+            if hook.command.is_empty() {
+                return Err(("hooks", format!("hook {name}: command is empty")));
+            }
+            parse_duration(&hook.timeout)
+                .map_err(|e| ("hooks", format!("hook {name}: timeout: {e}")))?;
+        }
+        if self.trust.require_signed && self.trust.allowed_signers_file.is_none() {
+            return Err((
+                "trust",
+                "trust.allowed_signers_file is required while trust.require_signed is true (the bootstrap of trust is local, never the repository alone)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `30s`, `5m`, `1h30m`…
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 5m ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "sealops: v1\nrepository:\n  path: /srv/infra\nidentity_files: [/etc/sealops/cluster.key]\nstate_dir: /var/lib/sealops\noutput_roots: [/run/sealops]\ntrust:\n  allowed_signers_file: /etc/sealops/allowed_signers\n";
+
+    #[test]
+    fn minimal_config_has_defaults() {
+        let config = ControllerConfig::parse(MINIMAL, "c.yaml").expect("parses");
+        assert_eq!(config.repository.branch, "main");
+        assert_eq!(
+            parse_duration(&config.poll.interval),
+            Ok(Duration::from_secs(30))
+        );
+        assert!(config.trust.require_signed);
+        assert_eq!(config.removed_outputs, RemovedOutputs::Delete);
+    }
+
+    #[test]
+    fn errors_name_the_section() {
+        let both = MINIMAL.replace(
+            "  path: /srv/infra\n",
+            "  path: /srv/infra\n  url: file:///x\n",
+        );
+        let err = ControllerConfig::parse(&both, "c.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml:2: give repository.path or repository.url, not both"
+        );
+        let relative = MINIMAL.replace("[/run/sealops]", "[run/sealops]");
+        assert!(
+            ControllerConfig::parse(&relative, "c.yaml")
+                .unwrap_err()
+                .to_string()
+                .contains("must be an absolute path")
+        );
+        let unsigned = MINIMAL.replace(
+            "  allowed_signers_file: /etc/sealops/allowed_signers\n",
+            "  pinned_principals: []\n",
+        );
+        assert!(
+            ControllerConfig::parse(&unsigned, "c.yaml")
+                .unwrap_err()
+                .to_string()
+                .contains("allowed_signers_file is required")
+        );
+        let bad = format!("{MINIMAL}poll:\n  interval: soon\n");
+        assert!(
+            ControllerConfig::parse(&bad, "c.yaml")
+                .unwrap_err()
+                .to_string()
+                .contains("poll.interval")
+        );
+    }
+}
