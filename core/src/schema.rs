@@ -26,6 +26,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             "target.v1.json",
             render::<crate::target::Target>("target.v1.json"),
         ),
+        (
+            "controller.v1.json",
+            render::<crate::controller_config::ControllerConfig>("controller.v1.json"),
+        ),
     ]
 }
 
