@@ -21,7 +21,9 @@ pub struct AuthorityError {
 /// settings, as the files of one tree define them.
 #[derive(Debug)]
 pub struct Authority {
-    acls: BTreeMap<String, Acl>,
+    /// Every identity as `kind:name` (`human:alice@example.com`, `service:payments`); the
+    /// human ones are the principals that sign and approve.
+    all: BTreeMap<String, Acl>,
     trust: Trust,
 }
 
@@ -46,16 +48,13 @@ impl Authority {
             }
             policies.insert(policy.name.clone(), (policy, file));
         }
-        let mut acls = BTreeMap::new();
+        let mut all = BTreeMap::new();
         for (file, text) in files_in(repo, tree, "identities", &["yaml", "yml"])? {
             let doc: IdentityDoc =
                 crate::yaml::from_str(&text, &file).map_err(|e| AuthorityError {
                     file: file.clone(),
                     problem: e.to_string(),
                 })?;
-            if doc.kind != IdentityKind::Human {
-                continue;
-            }
             let mut held = Vec::new();
             for name in &doc.policies {
                 let name = name.trim().to_lowercase();
@@ -76,7 +75,8 @@ impl Authority {
                 file: file.clone(),
                 problem: e.to_string(),
             })?;
-            if acls.insert(doc.name.clone(), acl).is_some() {
+            let labelled = format!("{}:{}", doc.kind.as_str(), doc.name);
+            if all.insert(labelled, acl).is_some() {
                 return Err(AuthorityError {
                     problem: format!("identity {:?} is defined twice", doc.name),
                     file,
@@ -94,7 +94,7 @@ impl Authority {
             }
             None => Trust::default(),
         };
-        Ok(Self { acls, trust })
+        Ok(Self { all, trust })
     }
 
     /// Approvals a governed change needs (`trust.required_approvals`, at least 1).
@@ -105,7 +105,9 @@ impl Authority {
     /// The decision for the human identity named `principal`; `None` when no identity has that
     /// name (such a signer holds no policies).
     pub fn check(&self, principal: &str, request: &Request) -> Option<Decision> {
-        self.acls.get(principal).map(|acl| acl.check(request))
+        self.all
+            .get(&format!("{}:{principal}", IdentityKind::Human.as_str()))
+            .map(|acl| acl.check(request))
     }
 
     /// Whether `principal` holds `sudo` on `sys_path`.
@@ -118,12 +120,19 @@ impl Authority {
             .is_some_and(|decision| decision.root_privs)
     }
 
+    /// Every identity as `kind:name` with its access-control list.
+    pub fn identities(&self) -> impl Iterator<Item = (&str, &Acl)> {
+        self.all.iter().map(|(name, acl)| (name.as_str(), acl))
+    }
+
     /// The principals (human identities) that hold `sudo` on `sys_path`, sorted.
     pub fn sudoers(&self, sys_path: &str) -> Vec<String> {
-        self.acls
+        let human = format!("{}:", IdentityKind::Human.as_str());
+        self.all
             .keys()
+            .filter_map(|name| name.strip_prefix(&human))
             .filter(|p| self.has_sudo(p, sys_path))
-            .cloned()
+            .map(str::to_owned)
             .collect()
     }
 }

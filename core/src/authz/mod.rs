@@ -12,6 +12,9 @@
 //!   one [`CommitReport`] per commit, each with its [`Violation`]s.
 //! - Map a repository path to what governs it with [`governed_path`] (`secrets/…` → a secret's
 //!   policy path; `policies/…`, `identities/…`, … → an administrative `sys/…` path).
+//! - Show reviewers what a range does with [`plan`], check the files it changes with
+//!   [`check_structure`], and find leaked plaintext or private keys in any of its commits with
+//!   [`scan_range`].
 //! - List what an approval of a change must cover with [`governed_changes`].
 //!
 //! The rules (see `docs/review.md`):
@@ -28,10 +31,14 @@
 mod authority;
 mod governed;
 mod range;
+mod review;
 
 pub use authority::{Authority, AuthorityError};
 pub use governed::{Governed, governed_changes, governed_path};
 pub use range::{
     AuthzError, Bootstrap, ChangeKind, CommitReport, PathChange, RangeReport, Violation,
     ViolationKind, authorise_range,
+};
+pub use review::{
+    DecisionChange, FileProblem, Plan, SecretChange, check_structure, plan, scan_range,
 };
