@@ -691,6 +691,7 @@ fn help_completions_and_man_page() {
         "schema",
         "completions",
         "man",
+        "check",
     ] {
         world
             .sealops()

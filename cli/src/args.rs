@@ -137,6 +137,14 @@ sealops export-sops apps/payments/db -o db.enc.yaml\n  sealops export-sops apps/
     ExportSops(ExportSopsArgs),
     /// Vault-syntax ACL policies.
     Policy(cmd::policy::PolicyArgs),
+    /// Pull-request check: signatures, authority, approvals, plaintext in any commit, and the plan.
+    #[command(
+        after_help = "Without --trusted-signers, signers come from .sealops/allowed_signers as \
+committed at BASE: in CI, BASE must be the protected target branch. Exit 1 on any violation.\n\n\
+Examples:\n  sealops check --base origin/main\n  sealops check --base origin/main --head HEAD -o markdown > comment.md\n  \
+sealops check --base main -o json --trusted-signers /etc/sealops/allowed_signers"
+    )]
+    Check(cmd::check::CheckArgs),
     /// Print or write the JSON Schemas of the file formats.
     #[command(
         after_help = "Examples:\n  sealops schema --out schemas/\n  sealops schema --check schemas/"

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::ImportSops(args) => cmd::sops::import(&global, args),
         Command::ExportSops(args) => cmd::sops::export(&global, args),
         Command::Policy(args) => cmd::policy::run(args),
+        Command::Check(args) => cmd::check::run(&global, args),
         Command::Schema(args) => cmd::meta::schema(args),
         Command::Completions(args) => cmd::meta::completions(args),
         Command::Man(args) => cmd::meta::man(args),

@@ -12,6 +12,7 @@
 //! Secrets in memory are [`secret::SecretValue`] / [`envelope::SessionKey`]: zeroed on drop,
 //! `[redacted]` in `Debug`.
 
+pub mod authz;
 pub mod config;
 pub mod controller_config;
 pub mod envelope;

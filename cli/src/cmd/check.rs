@@ -1,0 +1,242 @@
+//! `sealops check`: the pull-request check. Everything it decides comes from
+//! `sealops_core::authz`, which the controller runs too; this module only renders.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use sealops_core::authz::{self, Bootstrap, FileProblem, Plan, RangeReport};
+use sealops_core::repo::SIGNERS_FILE;
+use sealops_core::signing::AllowedSigners;
+use serde_json::json;
+
+use crate::args::GlobalArgs;
+use crate::context;
+use crate::exit::Outcome;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The commit the change is judged against (in CI: the protected target branch).
+    #[arg(long, value_name = "REF")]
+    pub base: String,
+    /// The last commit of the change.
+    #[arg(long, value_name = "REF", default_value = "HEAD")]
+    pub head: String,
+    /// Signers trusted at the base (default: .sealops/allowed_signers as committed at BASE,
+    /// which in CI is the protected branch, not the pull request).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_signers: Option<PathBuf>,
+    /// Only these principals count as signers and approvers (repeatable).
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub pin: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = CheckFormat::Text)]
+    pub output: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Everything the check found.
+struct Findings {
+    base: String,
+    head: String,
+    report: RangeReport,
+    structure: Vec<FileProblem>,
+    leaks: Vec<FileProblem>,
+    plan: Plan,
+}
+
+impl Findings {
+    fn violations(&self) -> usize {
+        self.report.violations().count() + self.structure.len() + self.leaks.len()
+    }
+}
+
+pub fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Outcome> {
+    let repo = context::repository(global)?;
+    let git = git2::Repository::discover(repo.root())
+        .with_context(|| format!("{} is not inside a git repository", repo.root().display()))?;
+    let resolve = |name: &str| -> anyhow::Result<git2::Commit<'_>> {
+        git.revparse_single(name)
+            .and_then(|o| o.peel_to_commit())
+            .with_context(|| format!("cannot resolve {name:?} to a commit"))
+    };
+    let base = resolve(&args.base)?;
+    let head = resolve(&args.head)?;
+    let signers = match &args.trusted_signers {
+        Some(path) => AllowedSigners::load(path)?,
+        None => {
+            let tree = base.tree()?;
+            let text = match tree.get_path(std::path::Path::new(SIGNERS_FILE)) {
+                Ok(entry) => {
+                    String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned()
+                }
+                Err(_) => String::new(),
+            };
+            AllowedSigners::parse(&text, &format!("{SIGNERS_FILE} at {}", args.base))?
+        }
+    };
+    let bootstrap = Bootstrap {
+        signers,
+        pinned_principals: (!args.pin.is_empty()).then(|| args.pin.iter().cloned().collect()),
+    };
+    let (base_tree, head_tree) = (base.tree()?, head.tree()?);
+    let findings = Findings {
+        base: args.base.clone(),
+        head: args.head.clone(),
+        report: authz::authorise_range(&git, base.id(), head.id(), &bootstrap)?,
+        structure: authz::check_structure(&git, &base_tree, &head_tree)?,
+        leaks: authz::scan_range(&git, base.id(), head.id())?,
+        plan: authz::plan(&git, &base_tree, &head_tree)?,
+    };
+    let rendered = match args.output {
+        CheckFormat::Text => text(&findings),
+        CheckFormat::Json => serde_json::to_string_pretty(&to_json(&findings))? + "\n",
+        CheckFormat::Markdown => markdown(&findings),
+    };
+    crate::output::stdout(rendered.as_bytes())?;
+    Ok(if findings.violations() == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Problems
+    })
+}
+
+fn plan_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &plan.secrets {
+        let change = serde_json::to_value(s.change).expect("serialisable");
+        lines.push(format!(
+            "secret {} {} (keys: {})",
+            s.path,
+            change.as_str().unwrap_or_default(),
+            if s.keys.is_empty() {
+                "none".to_owned()
+            } else {
+                s.keys.join(", ")
+            }
+        ));
+    }
+    for t in &plan.targets {
+        lines.push(format!("target {t} changes"));
+    }
+    for i in &plan.identities {
+        lines.push(format!("identity {i} is affected"));
+    }
+    for d in &plan.decisions {
+        lines.push(d.to_string());
+    }
+    for p in &plan.problems {
+        lines.push(format!("note: {p}"));
+    }
+    lines
+}
+
+fn problem_lines(f: &Findings) -> Vec<String> {
+    let mut lines: Vec<String> = f.report.violations().map(ToString::to_string).collect();
+    for p in &f.structure {
+        lines.push(format!("{}: {}", p.path, p.problem));
+    }
+    for p in &f.leaks {
+        let commit = p.commit.as_deref().map_or("", |c| &c[..12]);
+        lines.push(format!("commit {commit}: {}: {}", p.path, p.problem));
+    }
+    lines
+}
+
+fn text(f: &Findings) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "sealops check {}..{}: {} commit(s)",
+        f.base,
+        f.head,
+        f.report.commits.len()
+    );
+    let _ = writeln!(out, "\nPlan:");
+    let plan = plan_lines(&f.plan);
+    if plan.is_empty() {
+        let _ = writeln!(out, "  (no governed changes)");
+    }
+    for line in plan {
+        let _ = writeln!(out, "  {line}");
+    }
+    let problems = problem_lines(f);
+    if problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOK: every commit is authorised, no plaintext in any commit."
+        );
+    } else {
+        let _ = writeln!(out, "\nViolations ({}):", problems.len());
+        for line in problems {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+fn markdown(f: &Findings) -> String {
+    let mut out = String::new();
+    let problems = problem_lines(f);
+    let verdict = if problems.is_empty() {
+        "✅ authorised"
+    } else {
+        "❌ not authorised"
+    };
+    let _ = writeln!(out, "## sealops check: {verdict}\n");
+    let _ = writeln!(
+        out,
+        "Range `{}..{}`, {} commit(s).\n",
+        f.base,
+        f.head,
+        f.report.commits.len()
+    );
+    let _ = writeln!(out, "### Plan\n");
+    let plan = plan_lines(&f.plan);
+    if plan.is_empty() {
+        let _ = writeln!(out, "_No governed changes._");
+    }
+    for line in plan {
+        let _ = writeln!(out, "- {}", line.replace('`', "'"));
+    }
+    if !problems.is_empty() {
+        let _ = writeln!(out, "\n### Violations\n");
+        for line in problems {
+            let _ = writeln!(out, "- {}", line.replace('`', "'"));
+        }
+    }
+    out
+}
+
+fn to_json(f: &Findings) -> serde_json::Value {
+    let commits: Vec<_> = f
+        .report
+        .commits
+        .iter()
+        .map(|c| {
+            json!({
+                "commit": c.commit.to_string(),
+                "summary": c.summary,
+                "signer": c.signer.as_ref().map(|s| json!({"principals": s.principals, "fingerprint": s.fingerprint})),
+                "changes": c.changes.iter().map(|ch| json!({"path": ch.path, "change": ch.kind, "keys": ch.keys})).collect::<Vec<_>>(),
+                "violations": c.violations.iter().map(|v| json!({"path": v.path, "message": v.to_string()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "base": f.base,
+        "head": f.head,
+        "authorised": f.violations() == 0,
+        "commits": commits,
+        "structure": f.structure,
+        "leaks": f.leaks,
+        "plan": f.plan,
+    })
+}

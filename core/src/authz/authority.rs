@@ -1,0 +1,212 @@
+//! The policies, human identities and trust settings of one tree: who may do what at a commit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use git2::{ObjectType, Repository, Tree};
+
+use crate::config::{Config, Trust};
+use crate::policy::{Acl, Decision, IdentityDoc, IdentityKind, Policy, Request, Syntax};
+use crate::repo::CONFIG_FILE;
+
+/// Why a tree's authority could not be read. Names the file and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct AuthorityError {
+    pub file: String,
+    pub problem: String,
+}
+
+/// The access-control lists of the human identities (by signer principal) and the trust
+/// settings, as the files of one tree define them.
+#[derive(Debug)]
+pub struct Authority {
+    /// Every identity as `kind:name` (`human:alice@example.com`, `service:payments`); the
+    /// human ones are the principals that sign and approve.
+    all: BTreeMap<String, Acl>,
+    trust: Trust,
+}
+
+impl Authority {
+    /// Reads `policies/`, `identities/` and `.sealops/config.yaml` from `tree`.
+    pub fn from_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Self, AuthorityError> {
+        let mut policies: BTreeMap<String, (Policy, String)> = BTreeMap::new();
+        for (file, text) in files_in(repo, tree, "policies", &["hcl", "json"])? {
+            let name = crate::policy::default_name(Path::new(&file));
+            let policy = Policy::parse(&text, &file, &name).map_err(|e| AuthorityError {
+                file: file.clone(),
+                problem: e.to_string(),
+            })?;
+            if let Some((_, first)) = policies.get(&policy.name) {
+                return Err(AuthorityError {
+                    problem: format!(
+                        "policy {:?} is already defined in {first}; policy names must be unique",
+                        policy.name
+                    ),
+                    file,
+                });
+            }
+            policies.insert(policy.name.clone(), (policy, file));
+        }
+        let mut all = BTreeMap::new();
+        for (file, text) in files_in(repo, tree, "identities", &["yaml", "yml"])? {
+            let doc: IdentityDoc =
+                crate::yaml::from_str(&text, &file).map_err(|e| AuthorityError {
+                    file: file.clone(),
+                    problem: e.to_string(),
+                })?;
+            let mut held = Vec::new();
+            for name in &doc.policies {
+                let name = name.trim().to_lowercase();
+                if name == "root" {
+                    held.push(root_policy());
+                    continue;
+                }
+                let (policy, _) = policies.get(&name).ok_or_else(|| AuthorityError {
+                    file: file.clone(),
+                    problem: format!(
+                        "identity {:?} holds policy {name:?}, which no file in policies/ defines",
+                        doc.name
+                    ),
+                })?;
+                held.push(policy.clone());
+            }
+            let acl = Acl::new(&held).map_err(|e| AuthorityError {
+                file: file.clone(),
+                problem: e.to_string(),
+            })?;
+            let labelled = format!("{}:{}", doc.kind.as_str(), doc.name);
+            if all.insert(labelled, acl).is_some() {
+                return Err(AuthorityError {
+                    problem: format!("identity {:?} is defined twice", doc.name),
+                    file,
+                });
+            }
+        }
+        let trust = match blob_text(repo, tree, CONFIG_FILE)? {
+            Some(text) => {
+                Config::parse(&text, CONFIG_FILE)
+                    .map_err(|e| AuthorityError {
+                        file: CONFIG_FILE.to_owned(),
+                        problem: e.to_string(),
+                    })?
+                    .trust
+            }
+            None => Trust::default(),
+        };
+        Ok(Self { all, trust })
+    }
+
+    /// Approvals a governed change needs (`trust.required_approvals`, at least 1).
+    pub fn required_approvals(&self) -> u32 {
+        self.trust.required_approvals.max(1)
+    }
+
+    /// The decision for the human identity named `principal`; `None` when no identity has that
+    /// name (such a signer holds no policies).
+    pub fn check(&self, principal: &str, request: &Request) -> Option<Decision> {
+        self.all
+            .get(&format!("{}:{principal}", IdentityKind::Human.as_str()))
+            .map(|acl| acl.check(request))
+    }
+
+    /// Whether `principal` holds `sudo` on `sys_path`.
+    pub fn has_sudo(&self, principal: &str, sys_path: &str) -> bool {
+        let request = Request {
+            path: sys_path.to_owned(),
+            ..Request::default()
+        };
+        self.check(principal, &request)
+            .is_some_and(|decision| decision.root_privs)
+    }
+
+    /// Every identity as `kind:name` with its access-control list.
+    pub fn identities(&self) -> impl Iterator<Item = (&str, &Acl)> {
+        self.all.iter().map(|(name, acl)| (name.as_str(), acl))
+    }
+
+    /// The principals (human identities) that hold `sudo` on `sys_path`, sorted.
+    pub fn sudoers(&self, sys_path: &str) -> Vec<String> {
+        let human = format!("{}:", IdentityKind::Human.as_str());
+        self.all
+            .keys()
+            .filter_map(|name| name.strip_prefix(&human))
+            .filter(|p| self.has_sudo(p, sys_path))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Vault's built-in `root` policy, which an identity may hold by name.
+fn root_policy() -> Policy {
+    Policy {
+        name: "root".to_owned(),
+        written_name: None,
+        rules: Vec::new(),
+        syntax: Syntax::Hcl,
+        name_comments: Vec::new(),
+    }
+}
+
+/// The text of the blob at `path` in `tree`, if there is one.
+pub(crate) fn blob_text(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    path: &str,
+) -> Result<Option<String>, AuthorityError> {
+    let git = |e: git2::Error| AuthorityError {
+        file: path.to_owned(),
+        problem: e.message().to_owned(),
+    };
+    let entry = match tree.get_path(Path::new(path)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(git(e)),
+    };
+    if entry.kind() != Some(ObjectType::Blob) {
+        return Ok(None);
+    }
+    let blob = repo.find_blob(entry.id()).map_err(git)?;
+    let text = std::str::from_utf8(blob.content()).map_err(|_| AuthorityError {
+        file: path.to_owned(),
+        problem: "not UTF-8 text".to_owned(),
+    })?;
+    Ok(Some(text.to_owned()))
+}
+
+/// `(path, text)` of the files directly in folder `dir` of `tree` with one of `extensions`.
+fn files_in(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    dir: &str,
+    extensions: &[&str],
+) -> Result<Vec<(String, String)>, AuthorityError> {
+    let git = |e: git2::Error| AuthorityError {
+        file: dir.to_owned(),
+        problem: e.message().to_owned(),
+    };
+    let entry = match tree.get_path(Path::new(dir)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(git(e)),
+    };
+    let Ok(folder) = repo.find_tree(entry.id()) else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for entry in folder.iter() {
+        let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+        let wanted = Path::new(&name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e));
+        if !wanted || entry.kind() != Some(ObjectType::Blob) {
+            continue;
+        }
+        let path = format!("{dir}/{name}");
+        if let Some(text) = blob_text(repo, tree, &path)? {
+            files.push((path, text));
+        }
+    }
+    Ok(files)
+}
