@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyId, Recipient};
-use crate::manifest::{FormatVersion, Location, ManifestError, Scope};
+use crate::manifest::{FormatVersion, ManifestError, Scope};
 
 /// The repository's sealops configuration (schema: `schemas/config.v1.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -140,18 +140,7 @@ impl Config {
 
     /// Parses and validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
-        let config: Config = crate::yaml::from_str(text, file)?;
-        config
-            .validate()
-            .map_err(|(section, problem)| ManifestError {
-                location: Location {
-                    file: file.to_owned(),
-                    line: crate::yaml::find_line(text, section, None),
-                    column: None,
-                },
-                problem,
-            })?;
-        Ok(config)
+        crate::yaml::from_str_validated(text, file, Self::validate)
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{FormatVersion, Location, ManifestError};
+use crate::manifest::{FormatVersion, ManifestError};
 
 /// The controller's configuration file.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -177,18 +177,7 @@ pub enum RemovedOutputs {
 impl ControllerConfig {
     /// Parses and validates the text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
-        let config: ControllerConfig = crate::yaml::from_str(text, file)?;
-        config
-            .validate()
-            .map_err(|(section, problem)| ManifestError {
-                location: Location {
-                    file: file.to_owned(),
-                    line: crate::yaml::find_line(text, section, None),
-                    column: None,
-                },
-                problem,
-            })?;
-        Ok(config)
+        crate::yaml::from_str_validated(text, file, Self::validate)
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {

@@ -29,6 +29,25 @@ pub fn from_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Manife
     })
 }
 
+/// Deserialises `text` and runs `validate`, whose errors name the top-level section at fault;
+/// the error then points at that section's line.
+pub fn from_str_validated<T: DeserializeOwned>(
+    text: &str,
+    file: &str,
+    validate: impl FnOnce(&T) -> Result<(), (&'static str, String)>,
+) -> Result<T, ManifestError> {
+    let value: T = from_str(text, file)?;
+    validate(&value).map_err(|(section, problem)| ManifestError {
+        location: Location {
+            file: file.to_owned(),
+            line: find_line(text, section, None),
+            column: None,
+        },
+        problem,
+    })?;
+    Ok(value)
+}
+
 /// The 1-based line of top-level `section:` or, with `key`, of `key:` inside that section.
 ///
 /// Manifests are written canonically (two-space indent), which is what this looks for; a
