@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sealops_core::authz::{self, Bootstrap, FileProblem, Plan, RangeReport};
-use sealops_core::repo::SIGNERS_FILE;
-use sealops_core::signing::AllowedSigners;
 use serde_json::json;
 
 use crate::args::GlobalArgs;
@@ -69,19 +67,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Outcome> {
     };
     let base = resolve(&args.base)?;
     let head = resolve(&args.head)?;
-    let signers = match &args.trusted_signers {
-        Some(path) => AllowedSigners::load(path)?,
-        None => {
-            let tree = base.tree()?;
-            let text = match tree.get_path(std::path::Path::new(SIGNERS_FILE)) {
-                Ok(entry) => {
-                    String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned()
-                }
-                Err(_) => String::new(),
-            };
-            AllowedSigners::parse(&text, &format!("{SIGNERS_FILE} at {}", args.base))?
-        }
-    };
+    let signers =
+        super::approve::trusted_signers(&git, &base, &args.base, args.trusted_signers.as_ref())?;
     let bootstrap = Bootstrap {
         signers,
         pinned_principals: (!args.pin.is_empty()).then(|| args.pin.iter().cloned().collect()),
