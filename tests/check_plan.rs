@@ -198,4 +198,24 @@ fn a_plaintext_removed_later_in_the_range_and_an_unapproved_policy_are_caught() 
     let (code, markdown) = pr.check("markdown");
     assert_eq!(code, 1);
     assert!(markdown.contains("### Violations"), "{markdown}");
+    let (code, sarif) = pr.check("sarif");
+    assert_eq!(code, 1);
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let leak = results
+        .iter()
+        .find(|r| r["ruleId"] == "sealops/leak")
+        .expect("the leak");
+    assert_eq!(
+        leak["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "secrets/apps/web/.env"
+    );
+    assert!(results.iter().any(|r| {
+        r["ruleId"] == "sealops/unauthorised"
+            && r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&unapproved[..12])
+    }));
 }

@@ -142,7 +142,7 @@ sealops export-sops apps/payments/db -o db.enc.yaml\n  sealops export-sops apps/
         after_help = "Without --trusted-signers, signers come from .sealops/allowed_signers as \
 committed at BASE: in CI, BASE must be the protected target branch. Exit 1 on any violation.\n\n\
 Examples:\n  sealops check --base origin/main\n  sealops check --base origin/main --head HEAD -o markdown > comment.md\n  \
-sealops check --base main -o json --trusted-signers /etc/sealops/allowed_signers"
+sealops check --base origin/main -o sarif > sealops.sarif\n  sealops check --base main -o json --trusted-signers /etc/sealops/allowed_signers"
     )]
     Check(cmd::check::CheckArgs),
     /// Sign an approval of exact contents (blob ids) into .sealops/approvals/.

@@ -38,6 +38,7 @@ pub enum CheckFormat {
     Text,
     Json,
     Markdown,
+    Sarif,
 }
 
 /// Everything the check found.
@@ -86,6 +87,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Outcome> {
         CheckFormat::Text => text(&findings),
         CheckFormat::Json => serde_json::to_string_pretty(&to_json(&findings))? + "\n",
         CheckFormat::Markdown => markdown(&findings),
+        CheckFormat::Sarif => serde_json::to_string_pretty(&sarif(&findings))? + "\n",
     };
     crate::output::stdout(rendered.as_bytes())?;
     Ok(if findings.violations() == 0 {
@@ -225,5 +227,57 @@ fn to_json(f: &Findings) -> serde_json::Value {
         "structure": f.structure,
         "leaks": f.leaks,
         "plan": f.plan,
+    })
+}
+
+/// SARIF 2.1.0 for code-scanning UIs: one result per violation, located at its file.
+fn sarif(f: &Findings) -> serde_json::Value {
+    let result = |rule: &str, path: Option<&str>, message: String| {
+        let mut r = json!({
+            "ruleId": rule,
+            "level": "error",
+            "message": {"text": message},
+        });
+        if let Some(path) = path {
+            r["locations"] = json!([{"physicalLocation": {"artifactLocation": {"uri": path}}}]);
+        }
+        r
+    };
+    let mut results: Vec<_> = f
+        .report
+        .violations()
+        .map(|v| result("sealops/unauthorised", v.path.as_deref(), v.to_string()))
+        .collect();
+    for p in &f.structure {
+        results.push(result(
+            "sealops/structure",
+            Some(&p.path),
+            format!("{}: {}", p.path, p.problem),
+        ));
+    }
+    for p in &f.leaks {
+        let commit = p.commit.as_deref().unwrap_or_default();
+        results.push(result(
+            "sealops/leak",
+            Some(&p.path),
+            format!("commit {commit}: {}: {}", p.path, p.problem),
+        ));
+    }
+    let rule = |id: &str, text: &str| json!({"id": id, "shortDescription": {"text": text}});
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "sealops",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": [
+                    rule("sealops/unauthorised", "A commit lacks a valid signature, a capability or approvals"),
+                    rule("sealops/structure", "A changed file does not match its schema"),
+                    rule("sealops/leak", "A commit in the range holds plaintext or a private key"),
+                ],
+            }},
+            "results": results,
+        }],
     })
 }
