@@ -4,39 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
-
-use common::{World, git};
+use common::{SshSigner as Signer, World, commit_signed, git, ssh_keygen as keygen};
 use sealops_core::signing::approval::{ApprovalStatement, ApprovedContent};
 use sealops_core::signing::sshsig::SigningKey;
-
-struct Signer {
-    principal: &'static str,
-    private: PathBuf,
-    public: String,
-}
-
-fn keygen(dir: &Path, principal: &'static str) -> Signer {
-    let private = dir.join(principal.split('@').next().unwrap());
-    let status = StdCommand::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
-        .arg(&private)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success());
-    let public = std::fs::read_to_string(private.with_extension("pub")).unwrap();
-    let public = public
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
-    Signer {
-        principal,
-        private,
-        public,
-    }
-}
 
 const ADMIN: &str = "path \"sys/*\" {\n  capabilities = [\"read\", \"update\", \"sudo\"]\n}\n";
 const DEV: &str = "path \"secrets/apps/*\" {\n  capabilities = [\"create\", \"update\"]\n}\n";
@@ -112,26 +82,7 @@ impl Pr {
     }
 
     fn commit(&self, signer: &Signer, message: &str) -> String {
-        git(&self.world.repo, &["add", "-A"]);
-        let key = format!("user.signingkey={}", signer.private.display());
-        git(
-            &self.world.repo,
-            &[
-                "-c",
-                "gpg.format=ssh",
-                "-c",
-                &key,
-                "commit",
-                "-q",
-                "-S",
-                "--allow-empty",
-                "-m",
-                message,
-            ],
-        );
-        git(&self.world.repo, &["rev-parse", "HEAD"])
-            .trim()
-            .to_owned()
+        commit_signed(&self.world.repo, signer, message)
     }
 
     fn approve(&self, signer: &Signer, path: &str) {
@@ -247,4 +198,24 @@ fn a_plaintext_removed_later_in_the_range_and_an_unapproved_policy_are_caught() 
     let (code, markdown) = pr.check("markdown");
     assert_eq!(code, 1);
     assert!(markdown.contains("### Violations"), "{markdown}");
+    let (code, sarif) = pr.check("sarif");
+    assert_eq!(code, 1);
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let leak = results
+        .iter()
+        .find(|r| r["ruleId"] == "sealops/leak")
+        .expect("the leak");
+    assert_eq!(
+        leak["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "secrets/apps/web/.env"
+    );
+    assert!(results.iter().any(|r| {
+        r["ruleId"] == "sealops/unauthorised"
+            && r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&unapproved[..12])
+    }));
 }

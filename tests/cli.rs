@@ -692,6 +692,8 @@ fn help_completions_and_man_page() {
         "completions",
         "man",
         "check",
+        "approve",
+        "approvals",
     ] {
         world
             .sealops()

@@ -142,9 +142,20 @@ sealops export-sops apps/payments/db -o db.enc.yaml\n  sealops export-sops apps/
         after_help = "Without --trusted-signers, signers come from .sealops/allowed_signers as \
 committed at BASE: in CI, BASE must be the protected target branch. Exit 1 on any violation.\n\n\
 Examples:\n  sealops check --base origin/main\n  sealops check --base origin/main --head HEAD -o markdown > comment.md\n  \
-sealops check --base main -o json --trusted-signers /etc/sealops/allowed_signers"
+sealops check --base origin/main -o sarif > sealops.sarif\n  sealops check --base main -o json --trusted-signers /etc/sealops/allowed_signers"
     )]
     Check(cmd::check::CheckArgs),
+    /// Sign an approval of exact contents (blob ids) into .sealops/approvals/.
+    #[command(
+        after_help = "-i KEY is the approver's SSH private key (ssh-agent is not supported). \
+Statements bind content, not commits: they survive rebase and squash-merge.\n\n\
+Examples:\n  sealops approve -i ~/.ssh/id_ed25519 policies/payments.hcl\n  \
+sealops approve -i ~/.ssh/id_ed25519 --range origin/main..HEAD\n  git add .sealops/approvals && git commit -S -m 'approve'"
+    )]
+    Approve(cmd::approve::ApproveArgs),
+    /// Approvals of a range: what is approved and what is missing.
+    #[command(after_help = "Example:\n  sealops approvals status --base origin/main")]
+    Approvals(cmd::approve::ApprovalsArgs),
     /// Print or write the JSON Schemas of the file formats.
     #[command(
         after_help = "Examples:\n  sealops schema --out schemas/\n  sealops schema --check schemas/"

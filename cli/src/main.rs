@@ -51,6 +51,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::ExportSops(args) => cmd::sops::export(&global, args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Check(args) => cmd::check::run(&global, args),
+        Command::Approve(args) => cmd::approve::approve(&global, args),
+        Command::Approvals(args) => cmd::approve::approvals(&global, args),
         Command::Schema(args) => cmd::meta::schema(args),
         Command::Completions(args) => cmd::meta::completions(args),
         Command::Man(args) => cmd::meta::man(args),

@@ -178,3 +178,55 @@ pub fn private_key_copy(world: &World, sources: &[PathBuf]) -> PathBuf {
     }
     path
 }
+
+/// An SSH signing key made by `ssh-keygen -t ed25519`, for a principal.
+pub struct SshSigner {
+    pub principal: &'static str,
+    pub private: PathBuf,
+    /// `ssh-ed25519 AAAA…` (no comment).
+    pub public: String,
+}
+
+pub fn ssh_keygen(dir: &Path, principal: &'static str) -> SshSigner {
+    let private = dir.join(principal.split('@').next().expect("a name"));
+    let status = StdCommand::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
+        .arg(&private)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(private.with_extension("pub")).expect("public key");
+    let public = public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    SshSigner {
+        principal,
+        private,
+        public,
+    }
+}
+
+/// Stages everything in `dir` and commits it with a real SSH signature (`git commit -S`,
+/// `gpg.format ssh`) by `signer`; returns the commit id.
+pub fn commit_signed(dir: &Path, signer: &SshSigner, message: &str) -> String {
+    git(dir, &["add", "-A"]);
+    let key = format!("user.signingkey={}", signer.private.display());
+    git(
+        dir,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &key,
+            "commit",
+            "-q",
+            "-S",
+            "--allow-empty",
+            "-m",
+            message,
+        ],
+    );
+    git(dir, &["rev-parse", "HEAD"]).trim().to_owned()
+}

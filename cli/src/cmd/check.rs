@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sealops_core::authz::{self, Bootstrap, FileProblem, Plan, RangeReport};
-use sealops_core::repo::SIGNERS_FILE;
-use sealops_core::signing::AllowedSigners;
 use serde_json::json;
 
 use crate::args::GlobalArgs;
@@ -40,6 +38,7 @@ pub enum CheckFormat {
     Text,
     Json,
     Markdown,
+    Sarif,
 }
 
 /// Everything the check found.
@@ -69,19 +68,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Outcome> {
     };
     let base = resolve(&args.base)?;
     let head = resolve(&args.head)?;
-    let signers = match &args.trusted_signers {
-        Some(path) => AllowedSigners::load(path)?,
-        None => {
-            let tree = base.tree()?;
-            let text = match tree.get_path(std::path::Path::new(SIGNERS_FILE)) {
-                Ok(entry) => {
-                    String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned()
-                }
-                Err(_) => String::new(),
-            };
-            AllowedSigners::parse(&text, &format!("{SIGNERS_FILE} at {}", args.base))?
-        }
-    };
+    let signers =
+        super::approve::trusted_signers(&git, &base, &args.base, args.trusted_signers.as_ref())?;
     let bootstrap = Bootstrap {
         signers,
         pinned_principals: (!args.pin.is_empty()).then(|| args.pin.iter().cloned().collect()),
@@ -99,6 +87,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Outcome> {
         CheckFormat::Text => text(&findings),
         CheckFormat::Json => serde_json::to_string_pretty(&to_json(&findings))? + "\n",
         CheckFormat::Markdown => markdown(&findings),
+        CheckFormat::Sarif => serde_json::to_string_pretty(&sarif(&findings))? + "\n",
     };
     crate::output::stdout(rendered.as_bytes())?;
     Ok(if findings.violations() == 0 {
@@ -238,5 +227,57 @@ fn to_json(f: &Findings) -> serde_json::Value {
         "structure": f.structure,
         "leaks": f.leaks,
         "plan": f.plan,
+    })
+}
+
+/// SARIF 2.1.0 for code-scanning UIs: one result per violation, located at its file.
+fn sarif(f: &Findings) -> serde_json::Value {
+    let result = |rule: &str, path: Option<&str>, message: String| {
+        let mut r = json!({
+            "ruleId": rule,
+            "level": "error",
+            "message": {"text": message},
+        });
+        if let Some(path) = path {
+            r["locations"] = json!([{"physicalLocation": {"artifactLocation": {"uri": path}}}]);
+        }
+        r
+    };
+    let mut results: Vec<_> = f
+        .report
+        .violations()
+        .map(|v| result("sealops/unauthorised", v.path.as_deref(), v.to_string()))
+        .collect();
+    for p in &f.structure {
+        results.push(result(
+            "sealops/structure",
+            Some(&p.path),
+            format!("{}: {}", p.path, p.problem),
+        ));
+    }
+    for p in &f.leaks {
+        let commit = p.commit.as_deref().unwrap_or_default();
+        results.push(result(
+            "sealops/leak",
+            Some(&p.path),
+            format!("commit {commit}: {}: {}", p.path, p.problem),
+        ));
+    }
+    let rule = |id: &str, text: &str| json!({"id": id, "shortDescription": {"text": text}});
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "sealops",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": [
+                    rule("sealops/unauthorised", "A commit lacks a valid signature, a capability or approvals"),
+                    rule("sealops/structure", "A changed file does not match its schema"),
+                    rule("sealops/leak", "A commit in the range holds plaintext or a private key"),
+                ],
+            }},
+            "results": results,
+        }],
     })
 }

@@ -1,6 +1,7 @@
 //! One module per command (or family of commands). Each turns validated arguments into calls to
 //! `sealops-core` and reports on stderr; data goes to stdout.
 
+pub mod approve;
 pub mod check;
 pub mod edit;
 pub mod git;

@@ -36,8 +36,8 @@ mod review;
 pub use authority::{Authority, AuthorityError};
 pub use governed::{Governed, governed_changes, governed_path};
 pub use range::{
-    AuthzError, Bootstrap, ChangeKind, CommitReport, PathChange, RangeReport, Violation,
-    ViolationKind, authorise_range,
+    ApprovalCount, AuthzError, Bootstrap, ChangeKind, CommitReport, PathChange, RangeReport,
+    Violation, ViolationKind, authorise_range,
 };
 pub use review::{
     DecisionChange, FileProblem, Plan, SecretChange, check_structure, plan, scan_range,

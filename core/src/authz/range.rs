@@ -197,6 +197,22 @@ pub struct CommitReport {
     /// What the commit introduces (for a merge: paths matching no parent).
     pub changes: Vec<PathChange>,
     pub violations: Vec<Violation>,
+    /// The approvals counted for each administrative change (met or not).
+    pub approvals: Vec<ApprovalCount>,
+}
+
+/// Who approved one administrative change of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalCount {
+    pub path: String,
+    /// The content approvals must name.
+    pub content: ApprovedContent,
+    pub sys_path: String,
+    pub required: u32,
+    /// Counted principals: the commit's signer (when it holds sudo) first, then approvers.
+    pub approvers: Vec<String>,
+    /// Everyone holding sudo on `sys_path`: who may still approve.
+    pub sudoers: Vec<String>,
 }
 
 /// The judgement of a range, oldest commit first.
@@ -375,6 +391,7 @@ impl<'r> Judge<'r> {
             signer: None,
             changes: self.introduced(parent_trees.first(), &parent_trees, &tree)?,
             violations: Vec::new(),
+            approvals: Vec::new(),
         };
         let violation = |path: Option<&str>, kind| Violation {
             commit: oid,
@@ -443,16 +460,26 @@ impl<'r> Judge<'r> {
                     }
                     let set = approvals.as_ref().expect("loaded above");
                     for sys_path in sys_paths {
-                        if let Some(kind) = self.approval_violation(
+                        let count = self.approval_count(
                             &state,
                             &signer,
                             &principals,
                             set,
                             change,
                             &sys_path,
-                        ) {
-                            report.violations.push(violation(Some(&change.path), kind));
+                        );
+                        if count.approvers.len() < count.required as usize {
+                            report.violations.push(violation(
+                                Some(&change.path),
+                                ViolationKind::ApprovalsShort {
+                                    sys_path: count.sys_path.clone(),
+                                    required: count.required,
+                                    approvers: count.approvers.clone(),
+                                    sudoers: count.sudoers.clone(),
+                                },
+                            ));
                         }
+                        report.approvals.push(count);
                     }
                 }
                 Governed::Approval | Governed::Ungoverned => {}
@@ -545,7 +572,7 @@ impl<'r> Judge<'r> {
         })
     }
 
-    fn approval_violation(
+    fn approval_count(
         &self,
         state: &State,
         signer: &SignedBy,
@@ -553,7 +580,7 @@ impl<'r> Judge<'r> {
         set: &ApprovalSet,
         change: &PathChange,
         sys_path: &str,
-    ) -> Option<ViolationKind> {
+    ) -> ApprovalCount {
         let authority = &state.authority;
         let mut approvers: Vec<String> = Vec::new();
         let mut keys: BTreeSet<String> = BTreeSet::new();
@@ -571,13 +598,14 @@ impl<'r> Judge<'r> {
                 approvers.push(approver.principal);
             }
         }
-        let required = authority.required_approvals();
-        (approvers.len() < required as usize).then(|| ViolationKind::ApprovalsShort {
+        ApprovalCount {
+            path: change.path.clone(),
+            content: change.content,
             sys_path: sys_path.to_owned(),
-            required,
+            required: authority.required_approvals(),
             approvers,
             sudoers: authority.sudoers(sys_path),
-        })
+        }
     }
 
     /// The trust after an authorised commit: its own policies and settings, and its signers

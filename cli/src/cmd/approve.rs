@@ -1,0 +1,240 @@
+//! `sealops approve` and `sealops approvals status`: signed statements over content
+//! (`sealops_core::signing::approval`), counted by `sealops_core::authz` as `check` counts them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use git2::{Oid, Sort};
+use sealops_core::authz::{self, Bootstrap, Governed};
+use sealops_core::repo::SIGNERS_FILE;
+use sealops_core::signing::approval::{ApprovalStatement, ApprovedContent};
+use sealops_core::signing::sshsig::SigningKey;
+use sealops_core::signing::{APPROVAL_NAMESPACE, AllowedSigners};
+
+use crate::args::GlobalArgs;
+use crate::context;
+use crate::exit::Outcome;
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Files to approve as they are in the work tree (a missing file approves its deletion).
+    #[arg(value_name = "PATH", conflicts_with = "range")]
+    pub paths: Vec<String>,
+    /// Approve every administrative change the commits of BASE..HEAD make, at each commit.
+    #[arg(long, value_name = "BASE..HEAD")]
+    pub range: Option<String>,
+    /// The principal to approve as (default: the only principal .sealops/allowed_signers
+    /// grants the key).
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    #[command(subcommand)]
+    pub command: ApprovalsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// What the administrative changes of BASE..HEAD have, and what they still need.
+    #[command(
+        after_help = "Signers are trusted as committed at BASE unless --trusted-signers is given. \
+Exit 1 when an approval is missing.\n\nExamples:\n  sealops approvals status --base origin/main\n  \
+sealops approvals status --base main --head feature --trusted-signers /etc/sealops/allowed_signers"
+    )]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_name = "REF")]
+    pub base: String,
+    #[arg(long, value_name = "REF", default_value = "HEAD")]
+    pub head: String,
+    /// Signers trusted at the base (default: .sealops/allowed_signers as committed at BASE).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_signers: Option<PathBuf>,
+}
+
+fn open_git(root: &std::path::Path) -> anyhow::Result<git2::Repository> {
+    git2::Repository::discover(root)
+        .with_context(|| format!("{} is not inside a git repository", root.display()))
+}
+
+fn commit_of<'r>(git: &'r git2::Repository, name: &str) -> anyhow::Result<git2::Commit<'r>> {
+    git.revparse_single(name)
+        .and_then(|o| o.peel_to_commit())
+        .with_context(|| format!("cannot resolve {name:?} to a commit"))
+}
+
+/// The signers file as committed at `commit`, or the one given.
+pub fn trusted_signers(
+    git: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    name: &str,
+    file: Option<&PathBuf>,
+) -> anyhow::Result<AllowedSigners> {
+    if let Some(path) = file {
+        return Ok(AllowedSigners::load(path)?);
+    }
+    let text = match commit.tree()?.get_path(std::path::Path::new(SIGNERS_FILE)) {
+        Ok(entry) => String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned(),
+        Err(_) => String::new(),
+    };
+    Ok(AllowedSigners::parse(
+        &text,
+        &format!("{SIGNERS_FILE} at {name}"),
+    )?)
+}
+
+pub fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<Outcome> {
+    let repo = context::repository(global)?;
+    let [key_file] = global.identity.as_slice() else {
+        bail!("give the SSH private key to approve with as -i KEY (exactly one)");
+    };
+    let key = SigningKey::load(key_file)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs()
+        .try_into()
+        .context("the system clock is out of range")?;
+    let principal = match args.principal {
+        Some(p) => p,
+        None => {
+            let signers = AllowedSigners::load(&repo.root().join(SIGNERS_FILE))?;
+            let principals = signers
+                .principals_for_key(key.public_key().key_data(), APPROVAL_NAMESPACE, now)
+                .with_context(|| format!("{SIGNERS_FILE} does not allow this key to approve"))?;
+            match principals.as_slice() {
+                [one] => one.clone(),
+                many => bail!(
+                    "the key may approve as {}; choose one with --principal",
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    // Each statement names a path once, so successive versions of a path go to successive
+    // statements.
+    let mut versions: BTreeMap<String, Vec<ApprovedContent>> = BTreeMap::new();
+    if let Some(range) = &args.range {
+        let git = open_git(repo.root())?;
+        let (base, head) = range
+            .split_once("..")
+            .with_context(|| format!("--range {range:?} is not BASE..HEAD"))?;
+        let (base, head) = (commit_of(&git, base)?.id(), commit_of(&git, head)?.id());
+        let mut walk = git.revwalk()?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+        walk.push(head)?;
+        walk.hide(base)?;
+        for oid in walk {
+            let commit = git.find_commit(oid?)?;
+            let parent = commit.parents().next().map(|p| p.tree()).transpose()?;
+            let changes = authz::governed_changes(&git, parent.as_ref(), &commit.tree()?)?;
+            for (path, (content, governed)) in changes {
+                if matches!(governed, Governed::Admin { .. }) {
+                    let list = versions.entry(path).or_default();
+                    if !list.contains(&content) {
+                        list.push(content);
+                    }
+                }
+            }
+        }
+    } else {
+        if args.paths.is_empty() {
+            bail!("name the files to approve, or give --range BASE..HEAD");
+        }
+        for path in &args.paths {
+            let full = repo.root().join(path);
+            let content = match std::fs::read(&full) {
+                Ok(bytes) => ApprovedContent::of_bytes(&bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => ApprovedContent::Deleted,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {path}")),
+            };
+            versions.insert(path.trim_start_matches("./").to_owned(), vec![content]);
+        }
+    }
+    if versions.is_empty() {
+        eprintln!("nothing to approve: the range makes no administrative change");
+        return Ok(Outcome::Success);
+    }
+    let rounds = versions.values().map(Vec::len).max().unwrap_or(0);
+    for round in 0..rounds {
+        let changes = versions
+            .iter()
+            .filter_map(|(path, list)| list.get(round).map(|c| (path.clone(), *c)));
+        let signed = ApprovalStatement::new(&principal, now, changes)?.sign(&key)?;
+        let target = repo.root().join(signed.repo_path());
+        std::fs::create_dir_all(target.parent().expect("approvals folder"))?;
+        sealops_core::fsutil::write_atomic(&target, signed.contents.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        println!("{}", signed.repo_path());
+    }
+    eprintln!("approved as {principal}; commit the files above (signed) to record the approval");
+    Ok(Outcome::Success)
+}
+
+pub fn approvals(global: &GlobalArgs, args: ApprovalsArgs) -> anyhow::Result<Outcome> {
+    let ApprovalsCommand::Status(args) = args.command;
+    let repo = context::repository(global)?;
+    let git = open_git(repo.root())?;
+    let base = commit_of(&git, &args.base)?;
+    let head = commit_of(&git, &args.head)?;
+    let bootstrap = Bootstrap {
+        signers: trusted_signers(&git, &base, &args.base, args.trusted_signers.as_ref())?,
+        pinned_principals: None,
+    };
+    let report = authz::authorise_range(&git, base.id(), head.id(), &bootstrap)?;
+    let mut missing = 0;
+    let mut out = String::new();
+    for commit in &report.commits {
+        for count in &commit.approvals {
+            let short = &commit.commit.to_string()[..12];
+            let have = count.approvers.len();
+            let state = if have >= count.required as usize {
+                "approved".to_owned()
+            } else {
+                missing += 1;
+                let can: Vec<_> = count
+                    .sudoers
+                    .iter()
+                    .filter(|s| !count.approvers.contains(s))
+                    .cloned()
+                    .collect();
+                format!(
+                    "MISSING {} (may approve: {})",
+                    count.required as usize - have,
+                    can.join(", ")
+                )
+            };
+            let content = match count.content {
+                ApprovedContent::Blob(oid) => short_oid(oid),
+                ApprovedContent::Deleted => "deleted".to_owned(),
+            };
+            out.push_str(&format!(
+                "{short} {} ({content}) {}: {have}/{} [{}] {state}\n",
+                count.path,
+                count.sys_path,
+                count.required,
+                count.approvers.join(", ")
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no administrative changes in the range\n");
+    }
+    crate::output::stdout(out.as_bytes())?;
+    Ok(if missing == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Problems
+    })
+}
+
+fn short_oid(oid: Oid) -> String {
+    format!("blob {}", &oid.to_string()[..12])
+}
