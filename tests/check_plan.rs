@@ -219,3 +219,19 @@ fn a_plaintext_removed_later_in_the_range_and_an_unapproved_policy_are_caught() 
                 .contains(&unapproved[..12])
     }));
 }
+
+#[test]
+fn a_broken_target_is_reported_with_its_file() {
+    let pr = Pr::new();
+    pr.write(
+        "targets/web.yaml",
+        "sealops: v1\nidentity: web\noutputs:\n  - secret: apps/web\n    format: raw\n    path: web/token\n",
+    );
+    pr.commit(&pr.alice, "web target");
+    let (code, text) = pr.check("text");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("targets/web.yaml") && text.contains("format raw needs `key`"),
+        "{text}"
+    );
+}

@@ -353,6 +353,11 @@ pub fn check_structure(
                     .err()
                     .map(|e| e.to_string())
             }
+            Some(("targets", name)) if name.ends_with(".yaml") || name.ends_with(".yml") => {
+                crate::target::Target::parse(&text, &path)
+                    .err()
+                    .map(|e| e.to_string())
+            }
             _ => None,
         };
         if let Some(problem) = problem {
