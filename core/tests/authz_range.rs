@@ -608,3 +608,101 @@ fn a_merge_that_introduces_an_unapproved_change_is_rejected() {
     let merge = report.commits.last().unwrap();
     assert_eq!(merge.changes.len(), 1, "{:?}", merge.changes);
 }
+
+impl Fixture {
+    /// A signed merge commit with `parents` whose tree is the index after staging `files` on
+    /// top of the current HEAD's tree (built with `git commit-tree`, so any parents will do).
+    fn merge_as(&self, key: &TestKey, parents: &[Oid], files: &[(&str, Option<&str>)]) -> Oid {
+        self.stage(files);
+        let tree = self.repo.git_ok(&["write-tree"]);
+        let signing_key = format!("user.signingkey={}", key.private.display());
+        let mut args: Vec<String> =
+            vec!["-c".into(), signing_key, "commit-tree".into(), "-S".into()];
+        for parent in parents {
+            args.push("-p".into());
+            args.push(parent.to_string());
+        }
+        args.extend(["-m".into(), "merge".into(), tree.trim().to_owned()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.repo.git_at(T_2024, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let oid = String::from_utf8(out.stdout).unwrap();
+        self.repo.git_ok(&["reset", "-q", "--soft", oid.trim()]);
+        Oid::from_str(oid.trim()).unwrap()
+    }
+}
+
+#[test]
+fn a_merge_cannot_bring_back_content_from_before_the_base() {
+    let f = Fixture::new();
+    // An old state, before the base: carol was an admin. It was revoked since.
+    let carol_admin = identity("carol@example.com", "admin");
+    let old = f.commit_as(
+        &f.alice,
+        T_2024,
+        &[("identities/carol.yaml", Some(&carol_admin))],
+    );
+    let base = f.commit_as(
+        &f.alice,
+        T_2024,
+        &[(
+            "identities/carol.yaml",
+            Some(&identity("carol@example.com", "dev")),
+        )],
+    );
+    // Carol merges the old ancestor back in, taking its identities/carol.yaml.
+    let merge = f.merge_as(
+        &f.carol,
+        &[base, old],
+        &[("identities/carol.yaml", Some(&carol_admin))],
+    );
+    let report = authorise_range(&f.repo.open(), base, merge, &f.bootstrap()).unwrap();
+    let violations: Vec<String> = report.violations().map(|v| v.to_string()).collect();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("identities/carol.yaml")),
+        "content from before the base must be judged as a change: {violations:?}"
+    );
+}
+
+#[test]
+fn an_orphan_history_is_judged_under_the_base_not_its_own_tree() {
+    let f = Fixture::new();
+    // An orphan commit whose own tree makes carol root and needs one approval.
+    f.repo.git_ok(&["checkout", "-q", "--orphan", "orphan"]);
+    let orphan = f.commit_as(
+        &f.carol,
+        T_2024,
+        &[
+            (
+                "identities/carol.yaml",
+                Some(&identity("carol@example.com", "root")),
+            ),
+            (
+                ".sealops/config.yaml",
+                Some(&format!("{CONFIG}trust:\n  required_approvals: 1\n")),
+            ),
+        ],
+    );
+    let merge = f.merge_as(&f.carol, &[f.base, orphan], &[]);
+    let report = authorise_range(&f.repo.open(), f.base, merge, &f.bootstrap()).unwrap();
+    let orphan_report = report
+        .commits
+        .iter()
+        .find(|c| c.commit == orphan)
+        .expect("orphan judged");
+    assert!(
+        orphan_report
+            .violations
+            .iter()
+            .any(|v| v.to_string().contains("identities/carol.yaml")),
+        "{:?}",
+        orphan_report.violations
+    );
+    assert!(!report.is_authorised());
+}

@@ -254,6 +254,13 @@ struct Judge<'r> {
     head_tree: Tree<'r>,
     authorities: HashMap<AuthorityKey, Result<Rc<Authority>, AuthorityError>>,
     states: HashMap<Oid, State>,
+    /// The trusted state every commit outside the range stands for: the bootstrap signers and
+    /// the base's authority. An older ancestor's (possibly revoked) authority never counts.
+    base_state: Option<State>,
+    /// The base's tree: content equal to it is trusted.
+    base_tree: Option<Oid>,
+    /// Commits of the range judged so far.
+    judged: std::collections::HashSet<Oid>,
 }
 
 fn git_error(what: impl Into<String>) -> impl FnOnce(git2::Error) -> AuthzError {
@@ -285,17 +292,26 @@ pub fn authorise_range(
         head_tree,
         authorities: HashMap::new(),
         states: HashMap::new(),
+        base_state: None,
+        base_tree: None,
+        judged: std::collections::HashSet::new(),
     };
     let base_commit = repo
         .find_commit(base)
         .map_err(git_error(format!("commit {base}")))?;
     let base_tree = base_commit.tree().map_err(git_error("the base tree"))?;
-    judge
-        .authority_of(&base_tree)
-        .map_err(|source| AuthzError::BaseAuthority {
-            commit: base,
-            source,
-        })?;
+    let base_authority =
+        judge
+            .authority_of(&base_tree)
+            .map_err(|source| AuthzError::BaseAuthority {
+                commit: base,
+                source,
+            })?;
+    judge.base_state = Some(State {
+        signers: judge.bootstrap_signers.clone(),
+        authority: base_authority,
+    });
+    judge.base_tree = Some(base_tree.id());
 
     let walk_error = git_error(format!("commits {base}..{head}"));
     let mut walk = repo.revwalk().map_err(git_error("commits"))?;
@@ -332,27 +348,16 @@ impl<'r> Judge<'r> {
         loaded
     }
 
-    /// The state after a parent: recorded when the parent was judged in the range, else the
-    /// bootstrap signers with the parent's own (trusted) tree.
+    /// The state after a parent: recorded when the parent was judged in the range; a parent
+    /// outside the range (an ancestor of the base) stands for the base's trusted state.
     fn state_after(&mut self, parent: &Commit<'_>) -> Result<State, AuthzError> {
         if let Some(state) = self.states.get(&parent.id()) {
             return Ok(state.clone());
         }
-        let tree = parent
-            .tree()
-            .map_err(git_error(format!("tree of {}", parent.id())))?;
-        let authority = self
-            .authority_of(&tree)
-            .map_err(|source| AuthzError::BaseAuthority {
-                commit: parent.id(),
-                source,
-            })?;
-        let state = State {
-            signers: self.bootstrap_signers.clone(),
-            authority,
-        };
-        self.states.insert(parent.id(), state.clone());
-        Ok(state)
+        Ok(self
+            .base_state
+            .clone()
+            .expect("set before any commit is judged"))
     }
 
     fn commit(&mut self, oid: Oid) -> Result<CommitReport, AuthzError> {
@@ -366,17 +371,15 @@ impl<'r> Judge<'r> {
         for parent in &parents {
             parent_states.push(self.state_after(parent)?);
         }
+        // A commit without parents (an orphan history) is judged under the base's state, never
+        // under the authority its own tree claims.
+        self.judged.insert(oid);
         let state = match parent_states.first() {
             Some(state) => state.clone(),
-            None => State {
-                signers: self.bootstrap_signers.clone(),
-                authority: self.authority_of(&tree).map_err(|source| {
-                    AuthzError::BaseAuthority {
-                        commit: oid,
-                        source,
-                    }
-                })?,
-            },
+            None => self
+                .base_state
+                .clone()
+                .expect("set before any commit is judged"),
         };
         let parent_trees: Vec<Tree<'_>> = parents
             .iter()
@@ -389,7 +392,7 @@ impl<'r> Judge<'r> {
                 .into_owned(),
             parents: parents.iter().map(Commit::id).collect(),
             signer: None,
-            changes: self.introduced(parent_trees.first(), &parent_trees, &tree)?,
+            changes: self.introduced(&parents, &parent_trees, &tree)?,
             violations: Vec::new(),
             approvals: Vec::new(),
         };
@@ -672,14 +675,25 @@ impl<'r> Judge<'r> {
         State { signers, authority }
     }
 
-    /// The paths `tree` introduces relative to its first parent, keeping for a merge only the
-    /// paths whose content matches no parent.
+    /// The paths `tree` introduces relative to its first parent. For a merge, a path is not
+    /// introduced when its content equals a parent judged in this range (it was judged when that
+    /// side introduced it) or the base (trusted); content taken from an older ancestor of the
+    /// base is judged like any change, so a merge cannot bring back revoked content.
     fn introduced(
         &self,
-        first: Option<&Tree<'_>>,
-        parents: &[Tree<'_>],
+        parents: &[Commit<'_>],
+        parent_trees: &[Tree<'_>],
         tree: &Tree<'_>,
     ) -> Result<Vec<PathChange>, AuthzError> {
+        let first = parent_trees.first();
+        let base_tree = self.base_tree.and_then(|id| self.repo.find_tree(id).ok());
+        let trusted_sources: Vec<&Tree<'_>> = parents
+            .iter()
+            .zip(parent_trees)
+            .filter(|(p, _)| self.judged.contains(&p.id()))
+            .map(|(_, t)| t)
+            .chain(base_tree.as_ref())
+            .collect();
         let diff = self
             .repo
             .diff_tree_to_tree(first, Some(tree), None)
@@ -697,7 +711,7 @@ impl<'r> Judge<'r> {
                 _ => ApprovedContent::Blob(delta.new_file().id()),
             };
             let new_id = entry_id(tree, &path);
-            if parents.len() > 1 && parents.iter().any(|p| entry_id(p, &path) == new_id) {
+            if parents.len() > 1 && trusted_sources.iter().any(|t| entry_id(t, &path) == new_id) {
                 continue;
             }
             changes.push(PathChange {
