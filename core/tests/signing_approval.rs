@@ -390,3 +390,35 @@ fn changes_between_lists_resulting_blobs_and_deletions() {
     assert_eq!(all.len(), 2);
     assert!(all.values().all(|c| matches!(c, ApprovedContent::Blob(_))));
 }
+
+#[test]
+fn a_wildcard_signers_line_cannot_approve_as_a_named_principal() {
+    let k = keys();
+    // OpenSSH would accept bob's key for any @example.com principal; an approval must not.
+    let allowed = signers(&format!(
+        "alice@example.com {}\n*@example.com {}\n",
+        k.alice.public, k.bob.public
+    ));
+    let (path, contents) = approve(
+        &k.bob,
+        "alice@example.com",
+        T_2024,
+        &[(POLICY, ApprovedContent::Deleted)],
+    );
+    let err = verify_approval(contents.as_bytes(), &path, &allowed).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not name alice@example.com literally"),
+        "{err}"
+    );
+    // Listed by name, the same key's approval counts.
+    let named = signers(&format!("bob@example.com {}\n", k.bob.public));
+    let (path, contents) = approve(
+        &k.bob,
+        "bob@example.com",
+        T_2024,
+        &[(POLICY, ApprovedContent::Deleted)],
+    );
+    verify_approval(contents.as_bytes(), &path, &named)
+        .expect("a literally named principal verifies");
+}

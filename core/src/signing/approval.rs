@@ -290,6 +290,22 @@ pub fn verify_approval(
         source_name: source.to_owned(),
         rejection,
     })?;
+    // OpenSSH matches a claimed principal against a line's patterns; an approval counts for a
+    // person, so the key's line must name that principal literally (`*@example.com KEY` must not
+    // let one key approve as everyone at example.com).
+    let literal = signers.entries().iter().any(|entry| {
+        super::allowed_signers::fingerprint(entry.key.key_data()) == valid.fingerprint
+            && entry
+                .principals
+                .split(',')
+                .any(|p| p.trim() == statement.principal)
+    });
+    if !literal {
+        return Err(malformed(&format!(
+            "the signing key's allowed_signers line does not name {} literally; approvals count only for principals listed by name",
+            statement.principal
+        )));
+    }
     Ok(VerifiedApproval {
         statement,
         fingerprint: valid.fingerprint,
