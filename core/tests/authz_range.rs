@@ -706,3 +706,39 @@ fn an_orphan_history_is_judged_under_the_base_not_its_own_tree() {
     );
     assert!(!report.is_authorised());
 }
+
+#[test]
+fn an_approver_without_sudo_cannot_hide_one_with_sudo_behind_a_shared_key() {
+    let f = Fixture::new();
+    // bob's key is also listed for aaron, who holds no identity (so no sudo).
+    let signers = f.signers_text() + &signer_line("aaron@example.com", &f.bob);
+    let bootstrap = Bootstrap {
+        signers: AllowedSigners::parse(&signers, "bootstrap").unwrap(),
+        pinned_principals: None,
+    };
+    let changed =
+        format!("{DEV_POLICY}\npath \"secrets/infra/*\" {{\n  capabilities = [\"create\"]\n}}\n");
+    f.commit_as(&f.alice, T_2024, &[("policies/dev.hcl", Some(&changed))]);
+    f.approve(
+        &f.bob,
+        "aaron@example.com",
+        T_2024,
+        "policies/dev.hcl",
+        blob(&changed),
+        &f.alice,
+    );
+    let head = f.approve(
+        &f.bob,
+        "bob@example.com",
+        T_2024,
+        "policies/dev.hcl",
+        blob(&changed),
+        &f.alice,
+    );
+    let report = authorise_range(&f.repo.open(), f.base, head, &bootstrap).unwrap();
+    assert!(
+        report.is_authorised(),
+        "alice (signer) and bob (approval) are two sudoers: {:?}",
+        kinds(&report)
+    );
+}

@@ -591,11 +591,12 @@ impl<'r> Judge<'r> {
             approvers.push(principal.clone());
             keys.insert(signer.fingerprint.clone());
         }
-        for approver in set.approvers_of(&change.path, &change.content) {
-            let counts = self.pinned(&approver.principal)
-                && authority.has_sudo(&approver.principal, sys_path)
-                && !approvers.contains(&approver.principal)
-                && !keys.contains(&approver.fingerprint);
+        let eligible = |a: &crate::signing::approval::Approver| {
+            self.pinned(&a.principal) && authority.has_sudo(&a.principal, sys_path)
+        };
+        for approver in set.approvers_of_where(&change.path, &change.content, eligible) {
+            let counts =
+                !approvers.contains(&approver.principal) && !keys.contains(&approver.fingerprint);
             if counts {
                 keys.insert(approver.fingerprint.clone());
                 approvers.push(approver.principal);

@@ -378,6 +378,18 @@ impl ApprovalSet {
     /// and each key counts once: a key listed under several principals cannot make several
     /// approvals (the alphabetically first of its principals is kept).
     pub fn approvers_of(&self, path: &str, content: &ApprovedContent) -> Vec<Approver> {
+        self.approvers_of_where(path, content, |_| true)
+    }
+
+    /// Like [`Self::approvers_of`], keeping only approvers for whom `counts` holds *before*
+    /// de-duplicating, so an approver who does not count (no sudo, not pinned) cannot hide one
+    /// who does behind a shared key.
+    pub fn approvers_of_where(
+        &self,
+        path: &str,
+        content: &ApprovedContent,
+        counts: impl Fn(&Approver) -> bool,
+    ) -> Vec<Approver> {
         let mut candidates: Vec<Approver> = self
             .verified
             .iter()
@@ -387,6 +399,7 @@ impl ApprovalSet {
                 fingerprint: a.fingerprint.clone(),
                 file: file.clone(),
             })
+            .filter(|a| counts(a))
             .collect();
         candidates.sort_by(|a, b| (&a.principal, &a.file).cmp(&(&b.principal, &b.file)));
         let mut principals = BTreeSet::new();
