@@ -742,3 +742,59 @@ fn an_approver_without_sudo_cannot_hide_one_with_sudo_behind_a_shared_key() {
         kinds(&report)
     );
 }
+
+#[test]
+fn an_approval_already_in_the_base_does_not_approve_a_revert_and_approvals_are_append_only() {
+    let f = Fixture::new();
+    let x = format!("{DEV_POLICY}\npath \"secrets/x/*\" {{\n  capabilities = [\"create\"]\n}}\n");
+    let y = format!("{DEV_POLICY}\npath \"secrets/y/*\" {{\n  capabilities = [\"create\"]\n}}\n");
+    // Earlier, approved and merged: policies/dev.hcl = x, with bob's approval of x.
+    f.commit_as(&f.alice, T_2024, &[("policies/dev.hcl", Some(&x))]);
+    let base = f.approve(
+        &f.bob,
+        "bob@example.com",
+        T_2024,
+        "policies/dev.hcl",
+        blob(&x),
+        &f.alice,
+    );
+    // The pull request: change to y (approved), then back to x with no new approval.
+    f.commit_as(&f.alice, T_2024, &[("policies/dev.hcl", Some(&y))]);
+    f.approve(
+        &f.bob,
+        "bob@example.com",
+        T_2024,
+        "policies/dev.hcl",
+        blob(&y),
+        &f.alice,
+    );
+    let revert = f.commit_as(&f.alice, T_2024, &[("policies/dev.hcl", Some(&x))]);
+    let report = authorise_range(&f.repo.open(), base, revert, &f.bootstrap()).unwrap();
+    let found = kinds(&report);
+    assert!(
+        found.iter().any(|(commit, path, kind)| *commit == revert
+            && path.as_deref() == Some("policies/dev.hcl")
+            && matches!(kind, ViolationKind::ApprovalsShort { .. })),
+        "the old approval of x must not count again: {found:?}"
+    );
+
+    // Removing an approval file is refused.
+    let approvals: Vec<String> = std::fs::read_dir(f.repo.work().join(".sealops/approvals"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                ".sealops/approvals/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    let removal = f.commit_as(&f.alice, T_2024, &[(&approvals[0], None)]);
+    let report = authorise_range(&f.repo.open(), revert, removal, &f.bootstrap()).unwrap();
+    assert!(
+        kinds(&report)
+            .iter()
+            .any(|(_, _, kind)| *kind == ViolationKind::ApprovalRemoved),
+        "{:?}",
+        kinds(&report)
+    );
+}

@@ -106,6 +106,8 @@ pub enum ViolationKind {
     UnreadableManifest { problem: String },
     /// The commit leaves policies, identities, config or signers unreadable.
     BrokenAuthority { problem: String },
+    /// The commit removes an approval statement; approvals are append-only.
+    ApprovalRemoved,
 }
 
 /// One reason a commit is not authorised, with the commit and path it concerns.
@@ -180,6 +182,9 @@ impl fmt::Display for Violation {
             ViolationKind::BrokenAuthority { problem } => write!(
                 f,
                 "leaves the trust configuration unreadable ({problem}); later commits are judged under the previous one"
+            ),
+            ViolationKind::ApprovalRemoved => f.write_str(
+                "removes an approval statement; approvals are append-only (a removed approval could be added back later to approve old content again): keep the file",
             ),
         }
     }
@@ -485,6 +490,12 @@ impl<'r> Judge<'r> {
                         report.approvals.push(count);
                     }
                 }
+                Governed::Approval if change.kind == ChangeKind::Deleted => {
+                    report.violations.push(violation(
+                        Some(&change.path),
+                        ViolationKind::ApprovalRemoved,
+                    ));
+                }
                 Governed::Approval | Governed::Ungoverned => {}
             }
         }
@@ -526,6 +537,12 @@ impl<'r> Judge<'r> {
                     set.verified.push((file, approval));
                 }
             }
+        }
+        // An approval already in the base approved an earlier change: it must not approve this
+        // range's changes (a revert to old, once-approved content needs new approvals).
+        if let Some(base_tree) = self.base_tree.and_then(|id| self.repo.find_tree(id).ok()) {
+            set.verified
+                .retain(|(file, _)| base_tree.get_path(Path::new(file)).is_err());
         }
         Ok(set)
     }
