@@ -140,3 +140,90 @@ fn a_range_approval_covers_every_version_and_an_unknown_key_cannot_approve() {
     assert_eq!(code, 2);
     assert!(err.contains("does not allow this key to approve"), "{err}");
 }
+
+/// A real `ssh-agent` on a private socket, killed when dropped.
+struct Agent {
+    socket: std::path::PathBuf,
+    pid: String,
+}
+
+impl Agent {
+    fn start(dir: &std::path::Path) -> Self {
+        let socket = dir.join("agent.sock");
+        let out = std::process::Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&socket)
+            .arg("-s")
+            .output()
+            .expect("ssh-agent runs (package openssh-client)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let pid = text
+            .split(';')
+            .find_map(|part| part.trim().strip_prefix("SSH_AGENT_PID="))
+            .expect("ssh-agent prints its pid")
+            .to_owned();
+        Self { socket, pid }
+    }
+
+    fn add(&self, key: &SshSigner) {
+        let status = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(&key.private)
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .status()
+            .expect("ssh-add runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+#[test]
+fn approve_signs_through_ssh_agent_when_no_key_file_is_given() {
+    let s = Setup::new();
+    s.write(
+        "policies/runtime.hcl",
+        "path \"secrets/c/*\" {\n  capabilities = [\"read\"]\n}\n",
+    );
+    commit_signed(&s.world.repo, &s.alice, "widen runtime");
+    let agent = Agent::start(s.world.dir.path());
+
+    // An agent without an allowed key cannot approve.
+    agent.add(&s.mallory);
+    let out = s
+        .world
+        .sealops()
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .args(["approve", "policies/runtime.hcl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none of ssh-agent's keys may approve"));
+
+    agent.add(&s.bob);
+    let out = s
+        .world
+        .sealops()
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .args(["approve", "policies/runtime.hcl"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("approved as bob@example.com"));
+    commit_signed(&s.world.repo, &s.alice, "bob approves through his agent");
+    let (code, out, _) = s.run(&["check", "--base", "base"]);
+    assert_eq!(code, 0, "{out}");
+}

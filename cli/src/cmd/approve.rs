@@ -70,6 +70,35 @@ fn commit_of<'r>(git: &'r git2::Repository, name: &str) -> anyhow::Result<git2::
         .with_context(|| format!("cannot resolve {name:?} to a commit"))
 }
 
+/// The one ssh-agent key that `.sealops/allowed_signers` lets approve (as `principal`, when
+/// given).
+fn agent_key(
+    repo: &sealops_core::repo::Repository,
+    principal: Option<&str>,
+    now: i64,
+) -> anyhow::Result<SigningKey> {
+    let socket = std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|s| !s.is_empty())
+        .context("no key: pass -i KEY (an SSH private key file), or run ssh-agent (SSH_AUTH_SOCK is not set)")?;
+    let signers = AllowedSigners::load(&repo.root().join(SIGNERS_FILE))?;
+    let mut usable: Vec<SigningKey> = SigningKey::from_agent(std::path::Path::new(&socket))?
+        .into_iter()
+        .filter(|key| {
+            signers
+                .principals_for_key(key.public_key().key_data(), APPROVAL_NAMESPACE, now)
+                .is_ok_and(|ps| principal.is_none_or(|p| ps.iter().any(|q| q == p)))
+        })
+        .collect();
+    match usable.len() {
+        1 => Ok(usable.remove(0)),
+        0 => bail!(
+            "none of ssh-agent's keys may approve{} per {SIGNERS_FILE}; pass -i KEY",
+            principal.map(|p| format!(" as {p}")).unwrap_or_default()
+        ),
+        n => bail!("{n} of ssh-agent's keys may approve; choose one with -i KEY or --principal"),
+    }
+}
+
 /// The signers file as committed at `commit`, or the one given.
 pub fn trusted_signers(
     git: &git2::Repository,
@@ -92,16 +121,17 @@ pub fn trusted_signers(
 
 pub fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<Outcome> {
     let repo = context::repository(global)?;
-    let [key_file] = global.identity.as_slice() else {
-        bail!("give the SSH private key to approve with as -i KEY (exactly one)");
-    };
-    let key = SigningKey::load(key_file)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .context("the system clock is before 1970")?
         .as_secs()
         .try_into()
         .context("the system clock is out of range")?;
+    let key = match global.identity.as_slice() {
+        [key_file] => SigningKey::load(key_file)?,
+        [] => agent_key(&repo, args.principal.as_deref(), now)?,
+        _ => bail!("give one SSH private key to approve with (-i KEY), or none to use ssh-agent"),
+    };
     let principal = match args.principal {
         Some(p) => p,
         None => {

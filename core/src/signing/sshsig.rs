@@ -14,19 +14,24 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use super::allowed_signers::{AllowedSigners, KeyRejection, fingerprint};
 
-/// An SSH private key that signs (unencrypted OpenSSH format, as `ssh-keygen -N ""` writes it).
+/// A key that signs: an unencrypted OpenSSH private key file (as `ssh-keygen -N ""` writes it),
+/// or a key held by ssh-agent.
 pub struct SigningKey {
-    key: PrivateKey,
+    key: KeySource,
+    public: PublicKey,
     source: String,
+}
+
+enum KeySource {
+    File(PrivateKey),
+    /// The agent's socket; the agent signs, the private key never enters this process.
+    Agent(std::path::PathBuf),
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
-            .field(
-                "fingerprint",
-                &fingerprint(self.key.public_key().key_data()),
-            )
+            .field("fingerprint", &fingerprint(self.public.key_data()))
             .field("source", &self.source)
             .field("key", &"[redacted]")
             .finish()
@@ -84,18 +89,45 @@ impl SigningKey {
             });
         }
         Ok(Self {
-            key,
+            public: key.public_key().clone(),
+            key: KeySource::File(key),
             source: source.to_owned(),
         })
     }
 
+    /// The keys an ssh-agent holds (`$SSH_AUTH_SOCK`), each able to sign through the agent.
+    pub fn from_agent(socket: &Path) -> Result<Vec<Self>, SigningError> {
+        let source = format!("ssh-agent ({})", socket.display());
+        let failed = |problem: String| SigningError::Sign {
+            source_name: source.clone(),
+            problem,
+        };
+        let mut client =
+            ssh_agent_client_rs::Client::connect(socket).map_err(|e| failed(e.to_string()))?;
+        let identities = client
+            .list_all_identities()
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(identities
+            .into_iter()
+            .filter_map(|identity| match identity {
+                ssh_agent_client_rs::Identity::PublicKey(key) => Some(key.into_owned()),
+                ssh_agent_client_rs::Identity::Certificate(_) => None,
+            })
+            .map(|public| Self {
+                key: KeySource::Agent(socket.to_owned()),
+                source: format!("{source} key {}", fingerprint(public.key_data())),
+                public,
+            })
+            .collect())
+    }
+
     pub fn public_key(&self) -> &PublicKey {
-        self.key.public_key()
+        &self.public
     }
 
     /// `SHA256:…` fingerprint of the public key.
     pub fn fingerprint(&self) -> String {
-        fingerprint(self.key.public_key().key_data())
+        fingerprint(self.public.key_data())
     }
 
     /// Signs `message` in `namespace` with SHA-512 (as `ssh-keygen -Y sign` does), returning the
@@ -105,10 +137,32 @@ impl SigningKey {
             source_name: self.source.clone(),
             problem: e.to_string(),
         };
-        let signature = self
-            .key
-            .sign(namespace, HashAlg::Sha512, message)
-            .map_err(failed)?;
+        let signature = match &self.key {
+            KeySource::File(key) => key
+                .sign(namespace, HashAlg::Sha512, message)
+                .map_err(failed)?,
+            KeySource::Agent(socket) => {
+                let agent_failed = |problem: String| SigningError::Sign {
+                    source_name: self.source.clone(),
+                    problem,
+                };
+                // The agent signs the SSHSIG "signed data" blob, as `ssh-keygen -Y sign` asks it to.
+                let data =
+                    SshSig::signed_data(namespace, HashAlg::Sha512, message).map_err(failed)?;
+                let mut client = ssh_agent_client_rs::Client::connect(socket)
+                    .map_err(|e| agent_failed(e.to_string()))?;
+                let raw = client
+                    .sign(&self.public, &data)
+                    .map_err(|e| agent_failed(e.to_string()))?;
+                SshSig::new(
+                    self.public.key_data().clone(),
+                    namespace,
+                    HashAlg::Sha512,
+                    raw,
+                )
+                .map_err(failed)?
+            }
+        };
         let mut armored = signature.to_pem(LineEnding::LF).map_err(failed)?;
         if !armored.ends_with('\n') {
             armored.push('\n');
