@@ -23,7 +23,7 @@ pub struct SigningKey {
 }
 
 enum KeySource {
-    File(PrivateKey),
+    File(Box<PrivateKey>),
     /// The agent's socket; the agent signs, the private key never enters this process.
     Agent(std::path::PathBuf),
 }
@@ -90,7 +90,7 @@ impl SigningKey {
         }
         Ok(Self {
             public: key.public_key().clone(),
-            key: KeySource::File(key),
+            key: KeySource::File(Box::new(key)),
             source: source.to_owned(),
         })
     }
