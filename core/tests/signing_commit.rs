@@ -352,17 +352,16 @@ fn ecdsa_p256_signatures_verify_like_git() {
 }
 
 #[test]
-fn rsa_signatures_are_reported_as_unsupported_and_git_still_decides() {
+fn rsa_signatures_verify_like_git() {
     let keys = TempDir::new().unwrap();
     let rsa = keygen_typed(keys.path(), "rsa", &["-t", "rsa", "-b", "2048"]);
     let repo = TestRepo::new(&rsa);
     repo.set_signers(&format!("ops@example.com {}\n", rsa.public));
     let oid = repo.commit_file(T_2024, "a", "a\n", true);
-    assert!(matches!(
-        rejection(ours(&repo, oid)),
-        CommitRejection::Signature(SignatureRejection::Unsupported { .. })
-    ));
-    // git accepts it: sealops is stricter here, by design (documented in docs/signing.md).
+    match ours(&repo, oid) {
+        CommitVerdict::Verified(signed) => assert_eq!(signed.principals, ["ops@example.com"]),
+        other => panic!("expected a verified RSA signature, got {other:?}"),
+    }
     assert!(repo.git_verdict(oid).0);
 }
 

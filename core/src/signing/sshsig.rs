@@ -4,7 +4,7 @@
 //! Use [`SigningKey`] to sign, [`verify_for_principals`] to learn who signed (like
 //! `ssh-keygen -Y find-principals` + `-Y verify`), [`verify_as_principal`] to check a claimed
 //! signer (like `ssh-keygen -Y verify -I principal`). Supported key types: Ed25519 and ECDSA
-//! P-256 (plain keys; security-key and RSA signatures are reported as unsupported).
+//! P-256 and RSA (SHA-2) (plain keys; security-key signatures are reported as unsupported).
 
 use std::fmt;
 use std::path::Path;
