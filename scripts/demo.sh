@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --bin sealops
 sealops="$PWD/target/debug/sealops"
+export PATH="$PWD/target/debug:$PATH"   # git's textconv and merge drivers call `sealops`
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -37,11 +38,18 @@ step "sealops verify --identity cluster.key"
 step "sealops reveal secrets/apps -o json --identity cluster.key"
 "$sealops" reveal secrets/apps -o json --identity "$work/cluster.key"
 
-step "git diff after changing one value: one line"
+step "the cluster's identity compacts the manifest into one session it endorses (rotate-data-key)"
 git add -A && git -c user.name=demo -c user.email=demo@example.com commit -qm "seal"
+"$sealops" rotate-data-key apps/payments/db --identity "$work/cluster.key"
+git add -A && git -c user.name=demo -c user.email=demo@example.com commit -qm "compact"
+
+step "change one value: one line in the diff"
 "$sealops" set apps/payments/db PASSWORD 'new password' --identity "$work/cluster.key"
 git --no-pager diff --stat
-git --no-pager diff -U0 | grep '^[-+] ' || true
+git --no-pager diff --no-textconv -U0 | grep '^[-+] ' || true
+
+step "git diff as a reviewer sees it (textconv: key names and fingerprints, no plaintext)"
+git --no-pager diff
 
 echo
 echo "Demo finished; the temporary repository was $work/repo (removed on exit)."
