@@ -73,12 +73,23 @@ pub struct ManifestFile {
 }
 
 impl ManifestFile {
-    /// Reads and parses the manifest.
-    pub fn read(&self) -> anyhow::Result<(Manifest, String)> {
+    /// Reads and parses the manifest, refusing one whose declared path differs from where it
+    /// lives below secrets/ (a moved or copied manifest: its values are bound to the old path).
+    pub fn read(&self) -> anyhow::Result<Manifest> {
         let text = std::fs::read_to_string(&self.file)
             .with_context(|| format!("cannot read {}", self.display))?;
         let manifest = Manifest::parse(&text, &self.display)?;
-        Ok((manifest, text))
+        if let Some(location) = &self.location
+            && location != &manifest.path
+        {
+            return Err(sealops_core::repo::RepoError::Misplaced {
+                file: self.display.clone(),
+                declared: manifest.path,
+                location: location.clone(),
+            }
+            .into());
+        }
+        Ok(manifest)
     }
 }
 

@@ -88,16 +88,7 @@ pub fn open(
     identities: &sealops_core::keys::IdentitySet,
     names: &RecipientNames,
 ) -> anyhow::Result<BTreeMap<String, SecretValue>> {
-    let (manifest, _) = target.read()?;
-    if let Some(location) = &target.location
-        && location != &manifest.path
-    {
-        bail!(
-            "{}: the manifest declares path {} but lives at secrets/{location}.yaml; a moved manifest must be sealed again at its new path",
-            target.display,
-            manifest.path
-        );
-    }
+    let manifest = target.read()?;
     let mut values = manifest.reveal(&target.display, identities, names)?;
     for (key, value) in manifest.plain {
         values.insert(key, SecretValue::from(value));

@@ -38,18 +38,7 @@ fn for_each(
     let targets = targets(&repo, args)?;
     let mut changed = Vec::new();
     for target in &targets {
-        let (mut manifest, _) = target.read()?;
-        if target
-            .location
-            .as_ref()
-            .is_some_and(|l| l != &manifest.path)
-        {
-            bail!(
-                "{}: the manifest declares path {} but lives elsewhere; nothing was changed",
-                target.display,
-                manifest.path
-            );
-        }
+        let mut manifest = target.read()?;
         if change(&mut manifest, &target.display, &repo, &identities)? {
             changed.push(manifest);
         }

@@ -16,7 +16,7 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<Outcome> {
     let mut problems = 0usize;
     for target in &targets {
         let found = match target.read() {
-            Ok((manifest, _)) => manifest
+            Ok(manifest) => manifest
                 .verify(target.location.as_ref(), &recipients, &identities)
                 .into_iter()
                 .map(|p| format!("{}: {p}", target.display))
