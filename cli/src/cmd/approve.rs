@@ -202,7 +202,7 @@ pub fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<Outcome
         std::fs::create_dir_all(target.parent().expect("approvals folder"))?;
         sealops_core::fsutil::write_atomic(&target, signed.contents.as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", target.display()))?;
-        println!("{}", signed.repo_path());
+        crate::output::outln!("{}", signed.repo_path());
     }
     eprintln!("approved as {principal}; commit the files above (signed) to record the approval");
     Ok(Outcome::Success)

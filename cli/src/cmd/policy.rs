@@ -137,7 +137,7 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<Outcome> {
             continue;
         }
         if args.check {
-            println!(
+            crate::output::outln!(
                 "{}: not in canonical format (run `sealops policy fmt {}`)",
                 file.display(),
                 file.display()
@@ -148,7 +148,7 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<Outcome> {
         } else {
             sealops_core::fsutil::write_atomic(file, formatted.as_bytes(), 0o644)
                 .with_context(|| format!("cannot write {}", file.display()))?;
-            println!("formatted {}", file.display());
+            crate::output::outln!("formatted {}", file.display());
         }
     }
     Ok(outcome)
@@ -196,7 +196,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
         match Policy::load(file) {
             Ok(policy) => {
                 if let Some((_, first)) = names.iter().find(|(name, _)| *name == policy.name) {
-                    println!(
+                    crate::output::outln!(
                         "{}: policy name {:?} is also used by {}; names must be unique",
                         file.display(),
                         policy.name,
@@ -207,16 +207,16 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
                 names.push((policy.name.clone(), file.clone()));
             }
             Err(error) => {
-                println!("{error}");
+                crate::output::outln!("{error}");
                 problems += 1;
             }
         }
     }
     if problems > 0 {
-        println!("{problems} problem(s) in {} policy file(s)", files.len());
+        crate::output::outln!("{problems} problem(s) in {} policy file(s)", files.len());
         return Ok(Outcome::Problems);
     }
-    println!("ok: {} policy file(s)", files.len());
+    crate::output::outln!("ok: {} policy file(s)", files.len());
     Ok(Outcome::Success)
 }
 
@@ -259,28 +259,28 @@ fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
     let acl = Acl::new(&policies)?;
     let decision = acl.check(&request);
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string(&decision)?),
+        OutputFormat::Json => crate::output::outln!("{}", serde_json::to_string(&decision)?),
         OutputFormat::Text => {
             let verdict = match (request.operation, decision.allowed) {
                 (None, _) => "capabilities".to_owned(),
                 (Some(op), true) => format!("allowed: {op}"),
                 (Some(op), false) => format!("denied: {op}"),
             };
-            println!("{verdict} {}", request.path);
-            println!("capabilities: {}", decision.capabilities.join(", "));
-            println!("root_privs: {}", decision.root_privs);
-            println!(
+            crate::output::outln!("{verdict} {}", request.path);
+            crate::output::outln!("capabilities: {}", decision.capabilities.join(", "));
+            crate::output::outln!("root_privs: {}", decision.root_privs);
+            crate::output::outln!(
                 "matched: {}",
                 decision.matched.as_deref().unwrap_or("(no rule)")
             );
             if !decision.granting_policies.is_empty() {
-                println!(
+                crate::output::outln!(
                     "granting policies: {}",
                     decision.granting_policies.join(", ")
                 );
             }
             if let Some(denial) = &decision.denial {
-                println!("reason: {denial}");
+                crate::output::outln!("reason: {denial}");
             }
         }
     }
@@ -294,25 +294,25 @@ fn explain(args: &EvalArgs) -> anyhow::Result<Outcome> {
     let explanation = acl.explain(&request);
     let decision = &explanation.decision;
     if let OutputFormat::Json = args.output {
-        println!("{}", serde_json::to_string(decision)?);
+        crate::output::outln!("{}", serde_json::to_string(decision)?);
         return Ok(Outcome::Success);
     }
     let op = request
         .operation
         .map_or("capabilities of".to_owned(), |op| op.to_string());
-    println!("request: {op} {}", request.path);
+    crate::output::outln!("request: {op} {}", request.path);
     if acl.is_root() {
-        println!("the holder has the root policy: everything is allowed, with sudo");
+        crate::output::outln!("the holder has the root policy: everything is allowed, with sudo");
         return Ok(Outcome::Success);
     }
     if explanation.candidates.is_empty() {
-        println!("matching rules: none");
+        crate::output::outln!("matching rules: none");
     } else {
-        println!("matching rules (in the order Vault considers them):");
+        crate::output::outln!("matching rules (in the order Vault considers them):");
         for candidate in &explanation.candidates {
             let rule = candidate.rule;
             let selected = explanation.selected.is_some_and(|s| std::ptr::eq(s, rule));
-            println!(
+            crate::output::outln!(
                 "  {} {:?} — {} of {:?}; grants: {}",
                 if selected { "*" } else { "-" },
                 rule.pattern,
@@ -325,7 +325,7 @@ fn explain(args: &EvalArgs) -> anyhow::Result<Outcome> {
                 },
             );
             for source in &rule.sources {
-                println!(
+                crate::output::outln!(
                     "      from policy {:?} line {} (path {:?}): {}",
                     source.policy,
                     source.line,
@@ -339,16 +339,16 @@ fn explain(args: &EvalArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    println!("selected: {}", explanation.reason);
-    println!("capabilities: {}", decision.capabilities.join(", "));
-    println!("root_privs (sudo): {}", decision.root_privs);
+    crate::output::outln!("selected: {}", explanation.reason);
+    crate::output::outln!("capabilities: {}", decision.capabilities.join(", "));
+    crate::output::outln!("root_privs (sudo): {}", decision.root_privs);
     match (request.operation, decision.allowed) {
         (None, _) => {}
-        (Some(op), true) => println!(
+        (Some(op), true) => crate::output::outln!(
             "result: ALLOWED to {op}, granted by {}",
             decision.granting_policies.join(", ")
         ),
-        (Some(op), false) => println!(
+        (Some(op), false) => crate::output::outln!(
             "result: DENIED to {op}: {}",
             decision
                 .denial
@@ -402,7 +402,7 @@ fn who_can(args: &WhoCanArgs) -> anyhow::Result<Outcome> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string(&list)?);
+            crate::output::outln!("{}", serde_json::to_string(&list)?);
         }
         OutputFormat::Text => {
             for (identity, decision) in &rows {
@@ -411,7 +411,7 @@ fn who_can(args: &WhoCanArgs) -> anyhow::Result<Outcome> {
                 } else {
                     format!(" (via {})", decision.granting_policies.join(", "))
                 };
-                println!("{}\t{}{via}", identity.name, identity.kind.as_str());
+                crate::output::outln!("{}\t{}{via}", identity.name, identity.kind.as_str());
             }
             if rows.is_empty() {
                 eprintln!("no identity may {} {}", args.operation, args.path);
