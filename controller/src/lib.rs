@@ -4,6 +4,7 @@
 //! loop, triggers and HTTP endpoints are not implemented yet; the binary says so.
 
 pub mod check;
+pub mod status;
 pub mod output;
 
 /// The controller's version, as shown by `sealops-controller --version`.

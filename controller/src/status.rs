@@ -1,0 +1,266 @@
+//! What the controller reports: the state behind `/status`, `/readyz` and `/metrics`.
+//!
+//! One [`Status`] is shared (behind an `Arc`) by the reconcile loop, which updates it, and the
+//! HTTP endpoints, which read it. Nothing in here ever holds a secret value: only commit ids,
+//! paths, target names and reasons.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+/// Why a commit (or a reconcile) was refused; a metric label and a status field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, EncodeLabelValue)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The signature did not verify (unsigned, unknown key, …).
+    Verification,
+    /// Signed, but the signer may not make the change.
+    Authorisation,
+    /// A manifest or target does not parse or is malformed.
+    Schema,
+    /// A value does not open with the controller's identities.
+    Decryption,
+    /// A target's identity lacks `read` on a secret it materialises.
+    Policy,
+    /// An output path is outside the roots, a link, or otherwise refused.
+    Output,
+    /// A hook is not on the local allow-list, failed or timed out.
+    Hook,
+    /// The branch head no longer descends from the applied commit.
+    ForcePush,
+    /// The remote could not be fetched.
+    Fetch,
+    /// Reading the repository failed.
+    Repository,
+}
+
+/// A refusal: which commit, which path, why (no values, ever).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// Full commit id, when the refusal concerns a commit.
+    pub commit: Option<String>,
+    /// Repository path (or output path) concerned.
+    pub path: Option<String>,
+    pub reason: Reason,
+    /// Human-readable explanation with the fix.
+    pub message: String,
+}
+
+/// The commit outputs currently reflect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub commit: String,
+    /// When this controller applied it (RFC 3339).
+    pub applied_at: String,
+    /// The commit's committer time (Unix seconds).
+    pub commit_time: i64,
+}
+
+/// One target's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetStatus {
+    /// `in-sync`, `refused`, or `not-selected` (its node selector does not match this node).
+    pub state: String,
+    /// Destination files (absolute paths).
+    pub outputs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The last reconcile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastReconcile {
+    pub finished_at: String,
+    pub duration_seconds: f64,
+    /// `applied`, `unchanged` or `refused`.
+    pub result: String,
+    /// Outputs written (content changed) by it.
+    pub outputs_written: u64,
+}
+
+/// The document served at `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatusDoc {
+    pub version: &'static str,
+    pub node: String,
+    pub branch: String,
+    /// The newest commit seen on the branch.
+    pub head: Option<String>,
+    pub applied: Option<Applied>,
+    pub targets: BTreeMap<String, TargetStatus>,
+    /// Refusals of the newest reconcile (empty when it applied cleanly).
+    pub refusals: Vec<Refusal>,
+    /// The most recent refusal or error, kept until a later reconcile applies cleanly.
+    pub last_error: Option<Refusal>,
+    pub last_reconcile: Option<LastReconcile>,
+}
+
+/// Labels of `sealops_reconciles_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+/// Labels of `sealops_reconcile_failures_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: Reason,
+}
+
+/// Prometheus metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    pub reconciles: Family<ResultLabel, Counter>,
+    pub failures: Family<ReasonLabel, Counter>,
+    pub duration: Histogram,
+    pub last_applied_commit_time: Gauge,
+    pub last_applied_time: Gauge,
+    pub outputs_written: Counter,
+    pub outputs_removed: Counter,
+    pub hooks_run: Family<ResultLabel, Counter>,
+    pub webhooks: Family<ResultLabel, Counter>,
+    pub fetches: Family<ResultLabel, Counter>,
+    registry: Registry,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let failures = Family::<ReasonLabel, Counter>::default();
+        let duration = Histogram::new(
+            [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]
+            .into_iter(),
+        );
+        let last_applied_commit_time = Gauge::default();
+        let last_applied_time = Gauge::default();
+        let outputs_written = Counter::default();
+        let outputs_removed = Counter::default();
+        let hooks_run = Family::<ResultLabel, Counter>::default();
+        let webhooks = Family::<ResultLabel, Counter>::default();
+        let fetches = Family::<ResultLabel, Counter>::default();
+        let mut registry = Registry::with_prefix("sealops");
+        registry.register(
+            "reconciles",
+            "Reconciles by result (applied, unchanged, refused)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Refused commits and failed reconciles by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time a reconcile took",
+            duration.clone(),
+        );
+        registry.register(
+            "last_applied_commit_timestamp_seconds",
+            "Committer time of the applied commit",
+            last_applied_commit_time.clone(),
+        );
+        registry.register(
+            "last_applied_timestamp_seconds",
+            "When the applied commit was applied",
+            last_applied_time.clone(),
+        );
+        registry.register(
+            "outputs_written",
+            "Output files whose content changed",
+            outputs_written.clone(),
+        );
+        registry.register(
+            "outputs_removed",
+            "Output files removed with their target",
+            outputs_removed.clone(),
+        );
+        registry.register("hook_runs", "Hooks run by result", hooks_run.clone());
+        registry.register(
+            "webhooks",
+            "Webhook requests by result (accepted, rejected)",
+            webhooks.clone(),
+        );
+        registry.register("fetches", "Fetches of the remote by result", fetches.clone());
+        Self {
+            reconciles,
+            failures,
+            duration,
+            last_applied_commit_time,
+            last_applied_time,
+            outputs_written,
+            outputs_removed,
+            hooks_run,
+            webhooks,
+            fetches,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn count(family: &Family<ResultLabel, Counter>, result: &str) {
+        family
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// Shared state of one controller.
+#[derive(Debug)]
+pub struct Status {
+    doc: Mutex<StatusDoc>,
+    ready: AtomicBool,
+    pub metrics: Metrics,
+}
+
+impl Status {
+    pub fn new(node: &str, branch: &str) -> Self {
+        Self {
+            doc: Mutex::new(StatusDoc {
+                version: crate::VERSION,
+                node: node.to_owned(),
+                branch: branch.to_owned(),
+                ..StatusDoc::default()
+            }),
+            ready: AtomicBool::new(false),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// A copy of the status document.
+    pub fn snapshot(&self) -> StatusDoc {
+        self.doc.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the status document.
+    pub fn update(&self, change: impl FnOnce(&mut StatusDoc)) {
+        change(&mut self.doc.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Ready once the first reconcile finished (applied or refused, either way it reported).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+}
