@@ -1,11 +1,25 @@
 //! Reconcile logic of `sealops-controller`.
 //!
-//! Built so far: [`output`], which writes outputs safely under the allowed roots. The reconcile
-//! loop, triggers and HTTP endpoints are not implemented yet; the binary says so.
+//! Which module to use when:
+//! - [`run`] drives everything: [`run::Controller::reconcile`] is one level-triggered
+//!   reconcile; [`run::run`] is the loop with its triggers, HTTP server and shutdown.
+//! - [`desired`] chooses the commit to apply (the newest authorised one).
+//! - [`materialise`] plans a commit (policy, paths, hooks, decryption, rendering) and applies
+//!   the plan; [`output`] writes one file safely under the allowed roots; [`hooks`] runs an
+//!   allowed hook.
+//! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
+//!   commit; [`status`] and [`http`] report.
 
 pub mod check;
-pub mod status;
+pub mod desired;
+pub mod hooks;
+pub mod http;
+pub mod materialise;
 pub mod output;
+pub mod run;
+pub mod source;
+pub mod state;
+pub mod status;
 
 /// The controller's version, as shown by `sealops-controller --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,7 @@
 //! `sealops-controller`: keeps a machine's secrets in line with the verified state of a branch.
 //!
-//! Built so far: `check-config`. `run` is not implemented yet and says so.
+//! A thin binary: parse arguments, load the configuration, hand over to
+//! [`sealops_controller::run`], turn errors into messages and exit codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,13 +21,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Follow the repository and materialise its secrets (not implemented yet).
+    /// Follow the repository and materialise its secrets until SIGTERM/SIGINT.
+    #[command(
+        after_help = "Exit codes: 0 stopped (with --once: every target in sync with the branch head), \
+1 with --once: something was refused or failed (see the log), 2 the configuration or an identity cannot be loaded.\n\n\
+Examples:\n  sealops-controller run --config /etc/sealops/controller.yaml\n  \
+sealops-controller run --config controller.yaml --once --log-format json"
+    )]
     Run {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// One reconcile, then exit.
+        /// One full reconcile, then exit: 0 when every target is in sync, 1 otherwise.
         #[arg(long)]
         once: bool,
+        /// Log lines as text or JSON (one object per line).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+        #[arg(long, default_value = "info")]
+        log_level: String,
     },
     /// Check the local configuration and everything it names on this machine.
     #[command(
@@ -39,14 +52,53 @@ Example:\n  sealops-controller check-config --config /etc/sealops/controller.yam
     },
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn run(config_path: PathBuf, once: bool) -> anyhow::Result<bool> {
+    let config = sealops_controller::check::load(&config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(sealops_controller::run::run(
+        config,
+        sealops_controller::run::RunOptions { once, config_path },
+    ))
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run { .. } => {
-            eprintln!(
-                "sealops-controller {}: `run` is not implemented yet (only check-config and --version work)",
-                sealops_controller::VERSION
-            );
-            ExitCode::from(2)
+        Command::Run {
+            config,
+            once,
+            log_format,
+            log_level,
+        } => {
+            init_logging(log_format, &log_level);
+            match run(config, once) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) if once => ExitCode::from(1),
+                Ok(false) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::CheckConfig { config } => match sealops_controller::check::load(&config) {
             Err(error) => {

@@ -135,12 +135,9 @@ impl Metrics {
     fn new() -> Self {
         let reconciles = Family::<ResultLabel, Counter>::default();
         let failures = Family::<ReasonLabel, Counter>::default();
-        let duration = Histogram::new(
-            [
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]
-            .into_iter(),
-        );
+        let duration = Histogram::new([
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]);
         let last_applied_commit_time = Gauge::default();
         let last_applied_time = Gauge::default();
         let outputs_written = Counter::default();
@@ -190,7 +187,11 @@ impl Metrics {
             "Webhook requests by result (accepted, rejected)",
             webhooks.clone(),
         );
-        registry.register("fetches", "Fetches of the remote by result", fetches.clone());
+        registry.register(
+            "fetches",
+            "Fetches of the remote by result",
+            fetches.clone(),
+        );
         Self {
             reconciles,
             failures,

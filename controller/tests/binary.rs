@@ -1,5 +1,5 @@
-//! The controller binary: --version and check-config work; `run` says it is not implemented
-//! yet, so nothing mistakes it for a working controller.
+//! The controller binary: --version, check-config, and `run` refusing a configuration it
+//! cannot load (the reconcile itself is tested end to end in tests/controller_*.rs).
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -18,12 +18,12 @@ fn prints_its_version() {
 }
 
 #[test]
-fn run_is_not_implemented_yet() {
+fn run_without_a_configuration_exits_2_naming_the_file() {
     controller()
-        .args(["run", "--config", "controller.yaml"])
+        .args(["run", "--once", "--config", "/nonexistent/controller.yaml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("not implemented yet"));
+        .stderr(predicate::str::contains("/nonexistent/controller.yaml"));
 }
 
 #[test]

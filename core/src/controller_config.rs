@@ -61,7 +61,7 @@ pub struct RepositorySource {
     /// A local git repository (watched for ref changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
-    /// A remote URL (`file://`, `https://`, `ssh://`).
+    /// A remote URL (`file://`, `git://`, `https://`, `ssh://`), fetched with the `git` command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The branch to follow.
@@ -145,6 +145,11 @@ pub struct TrustBootstrap {
     /// from `allowed_signers_file`).
     #[serde(default)]
     pub pinned_principals: Vec<String>,
+    /// The commit trust starts from: the controller applies it as it is and judges every later
+    /// commit. Without it, the branch's first commit is the anchor and must be signed by a key
+    /// in `allowed_signers_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_commit: Option<String>,
     /// Refuse unsigned commits (default true). Turning it off is for local experiments only.
     #[serde(default = "yes")]
     pub require_signed: bool,
@@ -195,13 +200,15 @@ impl ControllerConfig {
                 ));
             }
             (None, Some(url))
-                if !["file://", "https://", "ssh://"]
+                if !["file://", "git://", "https://", "ssh://"]
                     .iter()
                     .any(|s| url.starts_with(s)) =>
             {
                 return Err((
                     "repository",
-                    format!("repository.url {url:?} must start with file://, https:// or ssh://"),
+                    format!(
+                        "repository.url {url:?} must start with file://, git://, https:// or ssh://"
+                    ),
                 ));
             }
             _ => {}
@@ -237,6 +244,14 @@ impl ControllerConfig {
             }
             parse_duration(&hook.timeout)
                 .map_err(|e| ("hooks", format!("hook {name}: timeout: {e}")))?;
+        }
+        if let Some(commit) = &self.trust.initial_commit
+            && (commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err((
+                "trust",
+                format!("trust.initial_commit {commit:?} must be a full 40-digit commit id"),
+            ));
         }
         if self.trust.require_signed && self.trust.allowed_signers_file.is_none() {
             return Err((

@@ -173,6 +173,41 @@ fn endorsed_by_us(id: &SessionId, session: &Session, identities: &IdentitySet) -
 #[derive(Debug, Default)]
 pub struct SessionCache(HashMap<SessionId, SessionKey>);
 
+/// Session keys opened earlier, by the SHA-256 of their armored envelope, shared across
+/// manifests and reconciles: a long-running reader (the controller) unwraps each session once,
+/// not once per resync. Safe to share between threads.
+#[derive(Debug, Default)]
+pub struct EnvelopeCache(std::sync::RwLock<HashMap<[u8; 32], SessionKey>>);
+
+impl EnvelopeCache {
+    fn digest(envelope: &str) -> [u8; 32] {
+        use sha2::Digest;
+        Sha256::digest(envelope.as_bytes()).into()
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<SessionKey> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    /// How many session keys are held.
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every key (they are zeroed as they drop).
+    pub fn clear(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 impl Manifest {
     /// Opens one session with whichever identity is listed in it.
     pub fn open_session(
@@ -267,6 +302,43 @@ impl Manifest {
                     .map(|v| (key.clone(), v))
             })
             .collect()
+    }
+
+    /// Opens every sealed value like [`Manifest::reveal`], taking session keys from `cache` and
+    /// adding the ones it had to unwrap.
+    pub fn reveal_cached(
+        &self,
+        file: &str,
+        identities: &IdentitySet,
+        names: &RecipientNames,
+        cache: &EnvelopeCache,
+    ) -> Result<BTreeMap<String, SecretValue>, OpenError> {
+        let mut local = SessionCache::default();
+        let mut digests = Vec::new();
+        for (id, session) in &self.sessions {
+            let digest = EnvelopeCache::digest(&session.envelope);
+            match cache.get(&digest) {
+                Some(key) => {
+                    local.0.insert(id.clone(), key);
+                }
+                None => digests.push((id, digest)),
+            }
+        }
+        let values = self
+            .data
+            .keys()
+            .map(|key| {
+                self.open_value(file, key, identities, names, &mut local)
+                    .map(|v| (key.clone(), v))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let mut shared = cache.0.write().unwrap_or_else(|e| e.into_inner());
+        for (id, digest) in digests {
+            if let Some(key) = local.0.remove(id) {
+                shared.insert(digest, key);
+            }
+        }
+        Ok(values)
     }
 
     /// Seals `values` (replacing existing ones; a plain value of the same key becomes sealed).

@@ -110,6 +110,14 @@ impl Authority {
             .map(|acl| acl.check(request))
     }
 
+    /// The decision for the service identity `name` (a target's identity); `None` when no
+    /// service identity has that name.
+    pub fn check_service(&self, name: &str, request: &Request) -> Option<Decision> {
+        self.all
+            .get(&format!("{}:{name}", IdentityKind::Service.as_str()))
+            .map(|acl| acl.check(request))
+    }
+
     /// Whether `principal` holds `sudo` on `sys_path`.
     pub fn has_sudo(&self, principal: &str, sys_path: &str) -> bool {
         let request = Request {

@@ -1,0 +1,347 @@
+//! Which commit to apply: the newest commit of the branch that passes the authorisation check.
+//!
+//! Trust starts at an anchor from the local configuration (`trust.initial_commit`, or the
+//! branch's first commit, which must be signed by a locally trusted key) and moves forward only
+//! through authorised commits: each reconcile judges `applied..head` with
+//! [`sealops_core::authz::authorise_range`]. A refused commit blocks what follows it until a
+//! later commit puts every path it touched back as it was in the applied commit (a revert);
+//! nothing a refused commit introduced is ever applied.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository, Tree};
+use sealops_core::authz::{Bootstrap, ViolationKind, authorise_range};
+use sealops_core::repo::SIGNERS_FILE;
+use sealops_core::signing::AllowedSigners;
+use sealops_core::signing::commit::{CommitVerdict, verify_commit};
+
+use crate::status::{Reason, Refusal};
+
+/// Local trust settings.
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    /// The local allowed_signers (required unless `require_signed` is off).
+    pub signers: Option<AllowedSigners>,
+    pub signers_file: Option<PathBuf>,
+    pub pinned_principals: Option<BTreeSet<String>>,
+    pub initial_commit: Option<Oid>,
+    pub require_signed: bool,
+    pub allow_force_push: bool,
+}
+
+/// Where the previous apply left trust.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    pub commit: Oid,
+    /// The repository's `.sealops/allowed_signers` at `commit` is in force (an authorised commit
+    /// changed it since the anchor); otherwise the local file is.
+    pub signers_from_repository: bool,
+}
+
+/// The decision.
+#[derive(Debug)]
+pub struct Selection {
+    /// The commit to apply; `None` when nothing newer may be applied.
+    pub commit: Option<Oid>,
+    /// Whether the repository's allowed_signers is in force after `commit`.
+    pub signers_from_repository: bool,
+    /// Why newer commits were not chosen.
+    pub refusals: Vec<Refusal>,
+}
+
+fn refusal(commit: Option<Oid>, path: Option<String>, reason: Reason, message: String) -> Refusal {
+    Refusal {
+        commit: commit.map(|c| c.to_string()),
+        path,
+        reason,
+        message,
+    }
+}
+
+fn git_refusal(what: &str, error: impl std::fmt::Display) -> Refusal {
+    refusal(
+        None,
+        None,
+        Reason::Repository,
+        format!("cannot read {what}: {error}"),
+    )
+}
+
+fn entry(tree: &Tree<'_>, path: &str) -> Option<Oid> {
+    tree.get_path(Path::new(path)).ok().map(|e| e.id())
+}
+
+fn reason_of(kind: &ViolationKind) -> Reason {
+    match kind {
+        ViolationKind::NotVerified(_) | ViolationKind::NotPinned { .. } => Reason::Verification,
+        ViolationKind::MissingCapability { .. }
+        | ViolationKind::ApprovalsShort { .. }
+        | ViolationKind::ApprovalRemoved => Reason::Authorisation,
+        ViolationKind::UnreadableManifest { .. } | ViolationKind::BrokenAuthority { .. } => {
+            Reason::Schema
+        }
+    }
+}
+
+/// Chooses the commit to apply given the branch `head` and what was applied before.
+pub fn select(
+    repo: &Repository,
+    trust: &TrustSettings,
+    applied: Option<Applied>,
+    head: Oid,
+) -> Selection {
+    match select_inner(repo, trust, applied, head) {
+        Ok(selection) => selection,
+        Err(refusal) => Selection {
+            commit: None,
+            signers_from_repository: applied.is_some_and(|a| a.signers_from_repository),
+            refusals: vec![refusal],
+        },
+    }
+}
+
+fn select_inner(
+    repo: &Repository,
+    trust: &TrustSettings,
+    applied: Option<Applied>,
+    head: Oid,
+) -> Result<Selection, Refusal> {
+    let descends = |from: Oid| -> bool {
+        from == head || repo.graph_descendant_of(head, from).unwrap_or(false)
+    };
+    let (base, base_from_repository, apply_base) = match applied {
+        Some(previous)
+            if repo.find_commit(previous.commit).is_ok() && descends(previous.commit) =>
+        {
+            (previous.commit, previous.signers_from_repository, false)
+        }
+        Some(previous) if !trust.allow_force_push => {
+            return Err(refusal(
+                Some(head),
+                None,
+                Reason::ForcePush,
+                format!(
+                    "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. Restore the history, or set allow_force_push: true in the local configuration to judge the new history from the trust anchor",
+                    previous.commit
+                ),
+            ));
+        }
+        _ => (anchor(repo, trust, head)?, false, true),
+    };
+    if !trust.require_signed {
+        // Local experiments only (check-config warns): the head is taken as it is.
+        return Ok(Selection {
+            commit: (apply_base || base != head).then_some(head),
+            signers_from_repository: false,
+            refusals: Vec::new(),
+        });
+    }
+    if base == head {
+        return Ok(Selection {
+            commit: apply_base.then_some(head),
+            signers_from_repository: base_from_repository,
+            refusals: Vec::new(),
+        });
+    }
+    let base_commit = repo
+        .find_commit(base)
+        .map_err(|e| git_refusal("the applied commit", e))?;
+    let base_tree = base_commit
+        .tree()
+        .map_err(|e| git_refusal("the applied tree", e))?;
+    let signers = if base_from_repository {
+        repository_signers(repo, &base_tree, base)?
+    } else {
+        trust
+            .signers
+            .clone()
+            .expect("require_signed implies a local allowed_signers file")
+    };
+    let bootstrap = Bootstrap {
+        signers,
+        pinned_principals: trust.pinned_principals.clone(),
+    };
+    let report = authorise_range(repo, base, head, &bootstrap).map_err(|e| {
+        refusal(
+            Some(head),
+            None,
+            Reason::Authorisation,
+            format!("cannot judge {base}..{head}: {e}"),
+        )
+    })?;
+    let refusals: Vec<Refusal> = report
+        .violations()
+        .map(|v| {
+            refusal(
+                Some(v.commit),
+                v.path.clone(),
+                reason_of(&v.kind),
+                v.to_string(),
+            )
+        })
+        .collect();
+    let violating: Vec<(Oid, Vec<String>)> = report
+        .commits
+        .iter()
+        .filter(|c| !c.violations.is_empty())
+        .map(|c| {
+            (
+                c.commit,
+                c.changes.iter().map(|ch| ch.path.clone()).collect(),
+            )
+        })
+        .collect();
+
+    // Newest first along the first-parent chain down to the base.
+    let mut candidate = head;
+    let chosen = loop {
+        if candidate == base {
+            break None;
+        }
+        let commit = repo
+            .find_commit(candidate)
+            .map_err(|e| git_refusal("a commit", e))?;
+        if acceptable(repo, &violating, &base_tree, candidate)? {
+            break Some(candidate);
+        }
+        match commit.parent_ids().next() {
+            Some(parent) => candidate = parent,
+            None => break None,
+        }
+    };
+    let signers_from_repository = match chosen {
+        Some(commit) => {
+            let tree = repo
+                .find_commit(commit)
+                .and_then(|c| c.tree())
+                .map_err(|e| git_refusal("a tree", e))?;
+            base_from_repository || entry(&tree, SIGNERS_FILE) != entry(&base_tree, SIGNERS_FILE)
+        }
+        None => base_from_repository,
+    };
+    Ok(Selection {
+        commit: chosen.or(apply_base.then_some(base)),
+        signers_from_repository,
+        refusals,
+    })
+}
+
+/// Whether `candidate` may be applied: it is not refused itself, and every path a refused
+/// ancestor touched is, in `candidate`, as it was in the base.
+fn acceptable(
+    repo: &Repository,
+    violating: &[(Oid, Vec<String>)],
+    base_tree: &Tree<'_>,
+    candidate: Oid,
+) -> Result<bool, Refusal> {
+    let mut tainted: HashSet<&str> = HashSet::new();
+    for (commit, paths) in violating {
+        if *commit == candidate {
+            return Ok(false);
+        }
+        if repo
+            .graph_descendant_of(candidate, *commit)
+            .map_err(|e| git_refusal("the commit graph", e))?
+        {
+            tainted.extend(paths.iter().map(String::as_str));
+        }
+    }
+    if tainted.is_empty() {
+        return Ok(true);
+    }
+    let tree = repo
+        .find_commit(candidate)
+        .and_then(|c| c.tree())
+        .map_err(|e| git_refusal("a tree", e))?;
+    Ok(tainted
+        .iter()
+        .all(|path| entry(&tree, path) == entry(base_tree, path)))
+}
+
+fn repository_signers(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    at: Oid,
+) -> Result<AllowedSigners, Refusal> {
+    let text = tree
+        .get_path(Path::new(SIGNERS_FILE))
+        .ok()
+        .and_then(|e| repo.find_blob(e.id()).ok())
+        .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+        .unwrap_or_default();
+    AllowedSigners::parse(&text, SIGNERS_FILE).map_err(|e| {
+        refusal(
+            Some(at),
+            Some(SIGNERS_FILE.to_owned()),
+            Reason::Schema,
+            format!("the applied commit's {SIGNERS_FILE} does not parse: {e}"),
+        )
+    })
+}
+
+/// The commit trust starts from: `trust.initial_commit`, or the first commit of the branch
+/// (following first parents), which a locally trusted key must have signed.
+fn anchor(repo: &Repository, trust: &TrustSettings, head: Oid) -> Result<Oid, Refusal> {
+    if let Some(initial) = trust.initial_commit {
+        if initial == head || repo.graph_descendant_of(head, initial).unwrap_or(false) {
+            return Ok(initial);
+        }
+        return Err(refusal(
+            Some(head),
+            None,
+            Reason::Verification,
+            format!(
+                "trust.initial_commit {initial} is not in the history of the branch head {head}; pin a commit of this branch"
+            ),
+        ));
+    }
+    let mut root = repo
+        .find_commit(head)
+        .map_err(|e| git_refusal("the branch head", e))?;
+    while let Some(parent) = root.parents().next() {
+        root = parent;
+    }
+    let root_id = root.id();
+    if !trust.require_signed {
+        return Ok(root_id);
+    }
+    let signers = trust
+        .signers
+        .as_ref()
+        .expect("require_signed implies a local allowed_signers file");
+    let source = trust
+        .signers_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let verdict = verify_commit(repo, root_id, signers)
+        .map_err(|e| git_refusal("the first commit's signature", e))?;
+    match verdict {
+        CommitVerdict::Verified(signed)
+            if trust
+                .pinned_principals
+                .as_ref()
+                .is_none_or(|pinned| signed.principals.iter().any(|p| pinned.contains(p))) =>
+        {
+            Ok(root_id)
+        }
+        CommitVerdict::Verified(signed) => Err(refusal(
+            Some(root_id),
+            None,
+            Reason::Verification,
+            format!(
+                "the branch's first commit (the trust anchor) is signed as {} but trust.pinned_principals names others",
+                signed.principals.join(", ")
+            ),
+        )),
+        CommitVerdict::NotVerified(why) => Err(refusal(
+            Some(root_id),
+            None,
+            Reason::Verification,
+            format!(
+                "the branch's first commit (the trust anchor) is not signed by a key in {source}: {why}; sign it, or pin a trusted commit with trust.initial_commit"
+            ),
+        )),
+    }
+}

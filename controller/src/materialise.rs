@@ -1,0 +1,624 @@
+//! From a chosen commit to files on disk: plan everything, then write.
+//!
+//! [`plan`] reads the commit's tree (never a working tree), selects the targets whose node
+//! selector matches this node, and — for the targets the change touches, or all of them on a
+//! full resync — checks each identity's `read` policy, resolves every destination under the
+//! allowed roots, checks hooks against the local allow-list, decrypts and renders. Any problem
+//! refuses the commit as a whole before a single byte is written. [`apply`] then writes the
+//! outputs atomically, removes outputs of removed targets, and runs the hooks of changed
+//! outputs.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use git2::{Oid, Repository, Tree};
+use rayon::prelude::*;
+use sealops_core::authz::Authority;
+use sealops_core::config::Config;
+use sealops_core::controller_config::RemovedOutputs;
+use sealops_core::keys::IdentitySet;
+use sealops_core::manifest::{Manifest, SecretPath};
+use sealops_core::policy::{Operation, Request};
+use sealops_core::repo::CONFIG_FILE;
+use sealops_core::seal::{EnvelopeCache, RecipientNames};
+use sealops_core::secret::SecretValue;
+use sealops_core::target::Target;
+use zeroize::Zeroizing;
+
+use crate::output::{self, OutputRoots, Ownership, Written};
+use crate::state::AppliedState;
+use crate::status::{Reason, Refusal, TargetStatus};
+
+/// Every value of one manifest by key.
+type Values = BTreeMap<String, SecretValue>;
+
+/// A hook from the local allow-list.
+#[derive(Debug, Clone)]
+pub struct HookSpec {
+    pub command: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// What stays the same from one reconcile to the next: local configuration, identities and
+/// the session keys opened so far.
+#[derive(Debug)]
+pub struct Engine {
+    pub roots: OutputRoots,
+    pub node_labels: BTreeMap<String, String>,
+    pub hooks: BTreeMap<String, HookSpec>,
+    pub identities: IdentitySet,
+    pub cache: EnvelopeCache,
+    pub removed_outputs: RemovedOutputs,
+}
+
+/// One output to write.
+pub struct PlannedWrite {
+    pub target: String,
+    pub destination: PathBuf,
+    content: Zeroizing<Vec<u8>>,
+    pub mode: u32,
+    pub ownership: Ownership,
+    pub hooks: Vec<String>,
+}
+
+impl std::fmt::Debug for PlannedWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedWrite")
+            .field("target", &self.target)
+            .field("destination", &self.destination)
+            .field("content", &"[redacted]")
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
+}
+
+/// Everything a commit asks of this node, checked and rendered.
+#[derive(Debug)]
+pub struct Plan {
+    pub commit: Oid,
+    pub commit_time: i64,
+    pub writes: Vec<PlannedWrite>,
+    /// Outputs no target writes any more: (target, destination).
+    pub removals: Vec<(String, PathBuf)>,
+    /// Destinations of every selected target after this commit.
+    pub outputs: BTreeMap<String, Vec<PathBuf>>,
+    /// Targets present in the commit whose selector does not match this node.
+    pub not_selected: Vec<String>,
+    /// Targets whose outputs were rendered (the rest were untouched by the change).
+    pub rendered_targets: usize,
+}
+
+fn refuse(commit: Oid, path: impl Into<String>, reason: Reason, message: String) -> Refusal {
+    Refusal {
+        commit: Some(commit.to_string()),
+        path: Some(path.into()),
+        reason,
+        message,
+    }
+}
+
+fn git(commit: Oid, what: &str, e: git2::Error) -> Vec<Refusal> {
+    vec![Refusal {
+        commit: Some(commit.to_string()),
+        path: None,
+        reason: Reason::Repository,
+        message: format!("cannot read {what}: {e}"),
+    }]
+}
+
+fn blob_text(repo: &Repository, tree: &Tree<'_>, path: &str) -> Option<Result<String, String>> {
+    let entry = tree.get_path(Path::new(path)).ok()?;
+    Some(
+        repo.find_blob(entry.id())
+            .map_err(|e| e.to_string())
+            .and_then(|blob| {
+                String::from_utf8(blob.content().to_vec())
+                    .map_err(|_| "is not UTF-8 text".to_owned())
+            }),
+    )
+}
+
+/// `targets/*.yaml` of a tree, by name.
+fn target_files(repo: &Repository, tree: &Tree<'_>) -> Vec<(String, String)> {
+    let Ok(entry) = tree.get_path(Path::new("targets")) else {
+        return Vec::new();
+    };
+    let Ok(dir) = repo.find_tree(entry.id()) else {
+        return Vec::new();
+    };
+    dir.iter()
+        .filter_map(|e| {
+            let name = e.name().ok()?;
+            let stem = name
+                .strip_suffix(".yaml")
+                .or_else(|| name.strip_suffix(".yml"))?;
+            Some((stem.to_owned(), format!("targets/{name}")))
+        })
+        .collect()
+}
+
+/// Paths that differ between two trees.
+fn changed_paths(
+    repo: &Repository,
+    old: &Tree<'_>,
+    new: &Tree<'_>,
+) -> Result<HashSet<String>, git2::Error> {
+    let diff = repo.diff_tree_to_tree(Some(old), Some(new), None)?;
+    let mut paths = HashSet::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(path) = file.path().and_then(Path::to_str) {
+                paths.insert(path.to_owned());
+            }
+        }
+    }
+    Ok(paths)
+}
+
+/// Plans `commit`. With `previous` (the applied state and its commit) and `full == false`, only
+/// targets the change touches are rendered; a change to policies, identities or the repository
+/// configuration renders every target.
+pub fn plan(
+    engine: &Engine,
+    repo: &Repository,
+    commit: Oid,
+    previous: Option<&AppliedState>,
+    full: bool,
+) -> Result<Plan, Vec<Refusal>> {
+    let found = repo
+        .find_commit(commit)
+        .map_err(|e| git(commit, "the commit", e))?;
+    let commit_time = found.time().seconds();
+    let tree = found.tree().map_err(|e| git(commit, "the tree", e))?;
+    let authority = Authority::from_tree(repo, &tree).map_err(|e| {
+        vec![refuse(
+            commit,
+            e.file.clone(),
+            Reason::Schema,
+            format!("{e}"),
+        )]
+    })?;
+    let names = match blob_text(repo, &tree, CONFIG_FILE) {
+        Some(Ok(text)) => Config::parse(&text, CONFIG_FILE)
+            .map(|c| RecipientNames::new(&c.recipients()))
+            .unwrap_or_default(),
+        _ => RecipientNames::default(),
+    };
+
+    let previous_tree = previous.and_then(|p| {
+        Oid::from_str(&p.commit)
+            .ok()
+            .and_then(|id| repo.find_commit(id).ok())
+            .and_then(|c| c.tree().ok())
+    });
+    let changed = match (&previous_tree, full) {
+        (Some(old), false) => {
+            Some(changed_paths(repo, old, &tree).map_err(|e| git(commit, "the change", e))?)
+        }
+        _ => None,
+    };
+    let authority_changed = changed.as_ref().is_none_or(|paths| {
+        paths.iter().any(|p| {
+            p.starts_with("policies/") || p.starts_with("identities/") || p.starts_with(".sealops/")
+        })
+    });
+
+    let mut refusals = Vec::new();
+    let mut selected: BTreeMap<String, (String, Target)> = BTreeMap::new();
+    let mut not_selected = Vec::new();
+    for (name, file) in target_files(repo, &tree) {
+        let text = match blob_text(repo, &tree, &file) {
+            Some(Ok(text)) => text,
+            Some(Err(problem)) => {
+                refusals.push(refuse(
+                    commit,
+                    &file,
+                    Reason::Schema,
+                    format!("{file}: {problem}"),
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        match Target::parse(&text, &file) {
+            Ok(target) if target.selects(&engine.node_labels) => {
+                selected.insert(name, (file, target));
+            }
+            Ok(_) => not_selected.push(name),
+            Err(e) => refusals.push(refuse(commit, &file, Reason::Schema, e.to_string())),
+        }
+    }
+
+    let needs_work = |name: &str, file: &str, target: &Target| -> bool {
+        let Some(paths) = &changed else { return true };
+        authority_changed
+            || paths.contains(file)
+            || previous.is_none_or(|p| !p.outputs.contains_key(name))
+            || target
+                .outputs
+                .iter()
+                .any(|o| paths.contains(&format!("secrets/{}.yaml", o.secret)))
+    };
+
+    // Check everything that needs no decryption first: identity, policy, paths, hooks.
+    struct Pending<'t> {
+        target: &'t str,
+        file: &'t str,
+        index: usize,
+        output: &'t sealops_core::target::Output,
+        destination: PathBuf,
+        mode: u32,
+        ownership: Ownership,
+    }
+    let mut pending: Vec<Pending<'_>> = Vec::new();
+    let mut outputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut claimed: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for (name, (file, target)) in &selected {
+        let work = needs_work(name, file, target);
+        let mut destinations = Vec::new();
+        for (index, out) in target.outputs.iter().enumerate() {
+            let at = format!("{file} output {}", index + 1);
+            let destination = match engine.roots.resolve(&out.path) {
+                Ok(destination) => destination,
+                Err(e) => {
+                    refusals.push(refuse(commit, file, Reason::Output, format!("{at}: {e}")));
+                    continue;
+                }
+            };
+            if let Some(other) = claimed.insert(destination.clone(), at.clone()) {
+                refusals.push(refuse(
+                    commit,
+                    file,
+                    Reason::Output,
+                    format!(
+                        "{at}: {} is also written by {other}; each file has one writer",
+                        destination.display()
+                    ),
+                ));
+            }
+            destinations.push(destination.clone());
+            if !work {
+                continue;
+            }
+            for hook in &out.on_change {
+                if !engine.hooks.contains_key(hook) {
+                    refusals.push(refuse(
+                        commit,
+                        file,
+                        Reason::Hook,
+                        format!(
+                            "{at}: hook {hook:?} is not on this controller's allow-list (hooks: in the local configuration); the repository cannot add commands"
+                        ),
+                    ));
+                }
+            }
+            let secret = out.secret_path();
+            let request = Request {
+                path: secret.policy_path(),
+                operation: Some(Operation::Read),
+                ..Request::default()
+            };
+            match authority.check_service(&target.identity, &request) {
+                None => refusals.push(refuse(
+                    commit,
+                    file,
+                    Reason::Policy,
+                    format!(
+                        "{at}: identity {:?} is not a service identity in identities/; add identities/{}.yaml with kind: service",
+                        target.identity, target.identity
+                    ),
+                )),
+                Some(decision) if !decision.allowed => refusals.push(refuse(
+                    commit,
+                    file,
+                    Reason::Policy,
+                    format!(
+                        "{at}: identity {:?} may not read {} (capabilities: {}); grant read in one of its policies",
+                        target.identity,
+                        request.path,
+                        decision.capabilities.join(", ")
+                    ),
+                )),
+                Some(_) => {}
+            }
+            let mode = out.mode_bits().unwrap_or(0o600);
+            let ownership = match owner_of(out) {
+                Ok(ownership) => ownership,
+                Err(problem) => {
+                    refusals.push(refuse(
+                        commit,
+                        file,
+                        Reason::Output,
+                        format!("{at}: {problem}"),
+                    ));
+                    continue;
+                }
+            };
+            pending.push(Pending {
+                target: name,
+                file,
+                index,
+                output: out,
+                destination,
+                mode,
+                ownership,
+            });
+        }
+        outputs.insert(name.clone(), destinations);
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    // Decrypt each needed manifest once, in parallel (git objects are read on this thread).
+    let secrets: BTreeSet<String> = pending.iter().map(|p| p.output.secret.clone()).collect();
+    let mut texts = Vec::with_capacity(secrets.len());
+    for secret in &secrets {
+        let file = format!("secrets/{secret}.yaml");
+        match blob_text(repo, &tree, &file) {
+            Some(Ok(text)) => texts.push((secret.clone(), file, text)),
+            Some(Err(problem)) => refusals.push(refuse(
+                commit,
+                &file,
+                Reason::Schema,
+                format!("{file}: {problem}"),
+            )),
+            None => refusals.push(refuse(
+                commit,
+                &file,
+                Reason::Schema,
+                format!("{file} does not exist, but a target materialises secret {secret}"),
+            )),
+        }
+    }
+    let opened: Vec<(String, Result<Values, Refusal>)> = texts
+        .into_par_iter()
+        .map(|(secret, file, text)| {
+            let values = open_manifest(engine, &names, commit, &secret, &file, &text);
+            (secret, values)
+        })
+        .collect();
+    let mut values: BTreeMap<String, BTreeMap<String, SecretValue>> = BTreeMap::new();
+    for (secret, result) in opened {
+        match result {
+            Ok(v) => {
+                values.insert(secret, v);
+            }
+            Err(refusal) => refusals.push(refusal),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    let mut writes = Vec::with_capacity(pending.len());
+    let mut rendered = BTreeSet::new();
+    for p in pending {
+        let content = match sealops_core::render::output(p.output, &values[&p.output.secret]) {
+            Ok(content) => content,
+            Err(e) => {
+                refusals.push(refuse(
+                    commit,
+                    p.file,
+                    Reason::Schema,
+                    format!(
+                        "{} output {} (secret {}): {e}",
+                        p.file,
+                        p.index + 1,
+                        p.output.secret
+                    ),
+                ));
+                continue;
+            }
+        };
+        rendered.insert(p.target);
+        writes.push(PlannedWrite {
+            target: p.target.to_owned(),
+            destination: p.destination,
+            content,
+            mode: p.mode,
+            ownership: p.ownership,
+            hooks: p.output.on_change.clone(),
+        });
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    let mut removals = Vec::new();
+    if let Some(previous) = previous {
+        for (name, old) in &previous.outputs {
+            let kept: HashSet<&PathBuf> = outputs.get(name).into_iter().flatten().collect();
+            for path in old {
+                if !kept.contains(path) && !claimed.contains_key(path) {
+                    removals.push((name.clone(), path.clone()));
+                }
+            }
+        }
+    }
+    Ok(Plan {
+        commit,
+        commit_time,
+        writes,
+        removals,
+        outputs,
+        not_selected,
+        rendered_targets: rendered.len(),
+    })
+}
+
+fn owner_of(out: &sealops_core::target::Output) -> Result<Ownership, String> {
+    Ok(Ownership {
+        uid: out.owner.as_deref().map(output::uid_of).transpose()?,
+        gid: out.group.as_deref().map(output::gid_of).transpose()?,
+    })
+}
+
+/// Every value of one manifest (sealed ones opened, plain ones as they are).
+fn open_manifest(
+    engine: &Engine,
+    names: &RecipientNames,
+    commit: Oid,
+    secret: &str,
+    file: &str,
+    text: &str,
+) -> Result<BTreeMap<String, SecretValue>, Refusal> {
+    let manifest = Manifest::parse(text, file)
+        .map_err(|e| refuse(commit, file, Reason::Schema, e.to_string()))?;
+    let location = SecretPath::parse(secret).expect("validated when the target was parsed");
+    if manifest.path != location {
+        return Err(refuse(
+            commit,
+            file,
+            Reason::Schema,
+            format!(
+                "{file} declares path {} but lives at {location}; a manifest copied to another path does not open there",
+                manifest.path
+            ),
+        ));
+    }
+    if !manifest.scope.permits(&location) {
+        return Err(refuse(
+            commit,
+            file,
+            Reason::Schema,
+            format!(
+                "{file}: scope {} does not allow path {location}",
+                manifest.scope
+            ),
+        ));
+    }
+    let mut values = manifest
+        .reveal_cached(file, &engine.identities, names, &engine.cache)
+        .map_err(|e| refuse(commit, file, Reason::Decryption, e.to_string()))?;
+    for (key, value) in &manifest.plain {
+        values.insert(key.clone(), SecretValue::from(value.clone()));
+    }
+    Ok(values)
+}
+
+/// What applying a plan did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub written: u64,
+    pub unchanged: u64,
+    pub removed: u64,
+    /// Hooks that failed or timed out (the outputs are written; the hook is reported).
+    pub hook_failures: Vec<Refusal>,
+    pub hooks_run: u64,
+}
+
+/// Writes the plan's outputs, removes outputs of removed targets (unless configured to keep
+/// them), and runs each changed output's hooks once.
+pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
+    let mut report = ApplyReport::default();
+    let mut hooks: BTreeSet<(String, String)> = BTreeSet::new();
+    for write in &plan.writes {
+        let written = output::write(
+            &write.destination,
+            &write.content,
+            write.mode,
+            write.ownership,
+        )
+        .map_err(|e| Refusal {
+            commit: Some(plan.commit.to_string()),
+            path: Some(write.destination.display().to_string()),
+            reason: Reason::Output,
+            message: format!("target {}: {e}", write.target),
+        })?;
+        match written {
+            Written::Changed => {
+                report.written += 1;
+                for hook in &write.hooks {
+                    hooks.insert((write.target.clone(), hook.clone()));
+                }
+            }
+            Written::Unchanged => report.unchanged += 1,
+        }
+    }
+    if engine.removed_outputs == RemovedOutputs::Delete {
+        for (target, path) in &plan.removals {
+            // The state file is local, but a path is re-checked against the roots before a
+            // removal all the same.
+            let Some(text) = path.to_str() else { continue };
+            let Ok(resolved) = engine.roots.resolve(text) else {
+                tracing::warn!(target_name = %target, path = %path.display(), "not removing an output outside the allowed roots");
+                continue;
+            };
+            output::remove(&resolved).map_err(|e| Refusal {
+                commit: Some(plan.commit.to_string()),
+                path: Some(path.display().to_string()),
+                reason: Reason::Output,
+                message: format!("removing an output of target {target}: {e}"),
+            })?;
+            report.removed += 1;
+        }
+    }
+    for (target, name) in hooks {
+        let spec = &engine.hooks[&name];
+        report.hooks_run += 1;
+        if let Err(problem) = crate::hooks::run(&name, spec, &target, plan.commit) {
+            report.hook_failures.push(Refusal {
+                commit: Some(plan.commit.to_string()),
+                path: None,
+                reason: Reason::Hook,
+                message: format!("target {target}: hook {name}: {problem}"),
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// Per-target status after a plan was applied.
+pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
+    let mut statuses: BTreeMap<String, TargetStatus> = plan
+        .outputs
+        .iter()
+        .map(|(name, paths)| {
+            (
+                name.clone(),
+                TargetStatus {
+                    state: "in-sync".into(),
+                    outputs: paths.iter().map(|p| p.display().to_string()).collect(),
+                    error: None,
+                },
+            )
+        })
+        .collect();
+    for name in &plan.not_selected {
+        statuses.insert(
+            name.clone(),
+            TargetStatus {
+                state: "not-selected".into(),
+                outputs: Vec::new(),
+                error: None,
+            },
+        );
+    }
+    statuses
+}
+
+/// Removes temporary files a killed controller left beside its outputs.
+pub fn remove_stale_temp_files(outputs: &BTreeMap<String, Vec<PathBuf>>) {
+    let dirs: BTreeSet<&Path> = outputs
+        .values()
+        .flatten()
+        .filter_map(|p| p.parent())
+        .collect();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".sealops-tmp-"))
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}

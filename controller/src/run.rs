@@ -1,0 +1,550 @@
+//! The reconcile loop: triggers in, one reconcile at a time, status out.
+//!
+//! Level-triggered: whatever woke it (a ref change in a local checkout, the poll timer, a
+//! webhook), a reconcile compares the branch with what was applied and does what differs. A
+//! periodic full resync re-renders every output, so a missed event or a hand-edited output is
+//! repaired. Errors back off exponentially up to the poll interval. Reconciles never overlap:
+//! the loop awaits each one before it listens again, which also means SIGTERM lets the
+//! reconcile in progress finish its writes before the process exits.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use git2::Oid;
+use sealops_core::controller_config::{ControllerConfig, parse_duration};
+use sealops_core::keys::IdentitySet;
+use sealops_core::seal::EnvelopeCache;
+use sealops_core::signing::AllowedSigners;
+use tokio::sync::Notify;
+
+use crate::desired::{self, TrustSettings};
+use crate::materialise::{self, Engine, HookSpec};
+use crate::output::OutputRoots;
+use crate::source::Source;
+use crate::state::{AppliedState, StateFile};
+use crate::status::{Applied, LastReconcile, Metrics, ReasonLabel, Refusal, Status};
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A newer commit was applied (or a resync repaired outputs).
+    Applied,
+    /// Nothing to do: outputs match the applied commit, which is the branch head.
+    Unchanged,
+    /// The newest commit (or the reconcile) was refused; outputs keep their previous content.
+    Refused,
+    /// Something outside the repository's content failed (fetch, disk); retried with backoff.
+    Failed,
+}
+
+/// One controller: configuration, identities, state, and the status it reports.
+#[derive(Debug)]
+pub struct Controller {
+    source: Source,
+    engine: Engine,
+    trust: TrustSettings,
+    state_file: StateFile,
+    applied: Option<AppliedState>,
+    /// The head refused last, so an unchanged refused head is not judged again on every poll.
+    refused_head: Option<Oid>,
+    pub status: Arc<Status>,
+    fetch_timeout: Duration,
+}
+
+impl Controller {
+    /// Loads identities, trust and state named by `config`. Errors say which file and why.
+    pub fn new(config: &ControllerConfig) -> anyhow::Result<Self> {
+        let mut identities = IdentitySet::new();
+        for file in &config.identity_files {
+            identities.extend(
+                IdentitySet::load(file)
+                    .with_context(|| format!("loading identity file {}", file.display()))?,
+            );
+        }
+        let roots = OutputRoots::new(&config.output_roots).context("output_roots")?;
+        let mut hooks = BTreeMap::new();
+        for (name, hook) in &config.hooks {
+            hooks.insert(
+                name.clone(),
+                HookSpec {
+                    command: hook.command.clone(),
+                    timeout: parse_duration(&hook.timeout).map_err(anyhow::Error::msg)?,
+                },
+            );
+        }
+        let signers = match &config.trust.allowed_signers_file {
+            Some(file) => Some(
+                AllowedSigners::load(file)
+                    .with_context(|| format!("trust.allowed_signers_file {}", file.display()))?,
+            ),
+            None => None,
+        };
+        let pinned: BTreeSet<String> = config.trust.pinned_principals.iter().cloned().collect();
+        let trust = TrustSettings {
+            signers,
+            signers_file: config.trust.allowed_signers_file.clone(),
+            pinned_principals: (!pinned.is_empty()).then_some(pinned),
+            initial_commit: config
+                .trust
+                .initial_commit
+                .as_deref()
+                .map(Oid::from_str)
+                .transpose()
+                .context("trust.initial_commit")?,
+            require_signed: config.trust.require_signed,
+            allow_force_push: config.allow_force_push,
+        };
+        if !trust.require_signed {
+            tracing::warn!(
+                "trust.require_signed is false: commits are applied without verification (local experiments only)"
+            );
+        }
+        let state_file = StateFile::open(&config.state_dir)?;
+        let applied = state_file.load()?;
+        if let Some(state) = &applied {
+            materialise::remove_stale_temp_files(&state.outputs);
+        }
+        let status = Arc::new(Status::new(&config.node.name, &config.repository.branch));
+        if let Some(state) = &applied {
+            status.update(|doc| {
+                doc.applied = Some(Applied {
+                    commit: state.commit.clone(),
+                    applied_at: state.applied_at.clone(),
+                    commit_time: state.commit_time,
+                });
+            });
+            status
+                .metrics
+                .last_applied_commit_time
+                .set(state.commit_time);
+        }
+        let poll = parse_duration(&config.poll.interval).map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            source: Source::new(&config.repository, &config.state_dir),
+            engine: Engine {
+                roots,
+                node_labels: config.node.labels.clone(),
+                hooks,
+                identities,
+                cache: EnvelopeCache::default(),
+                removed_outputs: config.removed_outputs,
+            },
+            trust,
+            state_file,
+            applied,
+            refused_head: None,
+            status,
+            fetch_timeout: poll.max(Duration::from_secs(30)),
+        })
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Fetches a remote source; a failure is reported and the last fetched state keeps
+    /// being served.
+    pub async fn fetch(&self) -> bool {
+        match self.source.fetch(self.fetch_timeout).await {
+            Ok(()) => {
+                Metrics::count(&self.status.metrics.fetches, "ok");
+                true
+            }
+            Err(e) => {
+                Metrics::count(&self.status.metrics.fetches, "failed");
+                tracing::warn!(error = %e, "fetch failed; serving the last applied commit");
+                self.report(
+                    vec![Refusal {
+                        commit: None,
+                        path: None,
+                        reason: crate::status::Reason::Fetch,
+                        message: e.to_string(),
+                    }],
+                    false,
+                );
+                false
+            }
+        }
+    }
+
+    fn report(&self, refusals: Vec<Refusal>, log: bool) {
+        for refusal in &refusals {
+            self.status
+                .metrics
+                .failures
+                .get_or_create(&ReasonLabel {
+                    reason: refusal.reason,
+                })
+                .inc();
+            if log {
+                tracing::warn!(
+                    commit = refusal.commit.as_deref().unwrap_or("-"),
+                    path = refusal.path.as_deref().unwrap_or("-"),
+                    reason = ?refusal.reason,
+                    "refused: {}",
+                    refusal.message
+                );
+            }
+        }
+        self.status.update(|doc| {
+            if let Some(last) = refusals.last() {
+                doc.last_error = Some(last.clone());
+            }
+            doc.refusals = refusals;
+        });
+    }
+
+    /// One reconcile. `full` re-renders every output (resync); otherwise only what the
+    /// change since the applied commit touches.
+    pub fn reconcile(&mut self, full: bool) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.reconcile_inner(full);
+        let elapsed = started.elapsed();
+        let metrics = &self.status.metrics;
+        metrics.duration.observe(elapsed.as_secs_f64());
+        let result = match outcome.0 {
+            Outcome::Applied => "applied",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        };
+        Metrics::count(&metrics.reconciles, result);
+        self.status.update(|doc| {
+            doc.last_reconcile = Some(LastReconcile {
+                finished_at: now_rfc3339(),
+                duration_seconds: elapsed.as_secs_f64(),
+                result: result.to_owned(),
+                outputs_written: outcome.1,
+            });
+        });
+        self.status.set_ready();
+        outcome.0
+    }
+
+    /// Whether the outputs reflect the branch head with nothing refused.
+    pub fn in_sync(&self) -> bool {
+        use crate::status::Reason;
+        let doc = self.status.snapshot();
+        // A refused commit whose changes a later applied commit reverted is reported, but the
+        // outputs are in sync with the head; a failed fetch, write or hook is not.
+        doc.head.is_some()
+            && doc.head == doc.applied.as_ref().map(|a| a.commit.clone())
+            && !doc.refusals.iter().any(|r| {
+                matches!(
+                    r.reason,
+                    Reason::Hook | Reason::Fetch | Reason::Output | Reason::Repository
+                )
+            })
+    }
+
+    fn reconcile_inner(&mut self, full: bool) -> (Outcome, u64) {
+        let failed = |this: &Self, reason, message: String| {
+            this.report(
+                vec![Refusal {
+                    commit: None,
+                    path: None,
+                    reason,
+                    message,
+                }],
+                true,
+            );
+            (Outcome::Failed, 0)
+        };
+        let repo = match self.source.open() {
+            Ok(repo) => repo,
+            Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
+        };
+        let head = match self.source.head(&repo) {
+            Ok(head) => head,
+            Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
+        };
+        self.status.update(|doc| doc.head = Some(head.to_string()));
+        if !full && self.refused_head == Some(head) {
+            return (Outcome::Refused, 0);
+        }
+        let previous = self.applied.as_ref().and_then(|state| {
+            Oid::from_str(&state.commit)
+                .ok()
+                .map(|commit| desired::Applied {
+                    commit,
+                    signers_from_repository: state.signers_from_repository,
+                })
+        });
+        let selection = desired::select(&repo, &self.trust, previous, head);
+        let chosen = match (selection.commit, previous) {
+            (Some(commit), _) => Some(commit),
+            // A resync re-renders the applied commit to repair drifted outputs.
+            (None, Some(previous)) if full => Some(previous.commit),
+            _ => None,
+        };
+        let mut refusals = selection.refusals;
+        let Some(commit) = chosen else {
+            return self.finish_without_apply(head, refusals);
+        };
+        let is_new = previous.is_none_or(|p| p.commit != commit);
+        let plan = match materialise::plan(
+            &self.engine,
+            &repo,
+            commit,
+            self.applied.as_ref(),
+            full || self.applied.is_none(),
+        ) {
+            Ok(plan) => plan,
+            Err(mut refused) => {
+                refusals.append(&mut refused);
+                return self.finish_without_apply(head, refusals);
+            }
+        };
+        let applied = match materialise::apply(&self.engine, &plan) {
+            Ok(report) => report,
+            Err(refusal) => {
+                self.report(vec![refusal], true);
+                return (Outcome::Failed, 0);
+            }
+        };
+        let metrics = &self.status.metrics;
+        metrics.outputs_written.inc_by(applied.written);
+        metrics.outputs_removed.inc_by(applied.removed);
+        for _ in 0..applied.hooks_run - applied.hook_failures.len() as u64 {
+            Metrics::count(&metrics.hooks_run, "ok");
+        }
+        for _ in &applied.hook_failures {
+            Metrics::count(&metrics.hooks_run, "failed");
+        }
+        let mut outputs = self
+            .applied
+            .as_ref()
+            .map(|a| a.outputs.clone())
+            .unwrap_or_default();
+        outputs.retain(|name, _| plan.outputs.contains_key(name));
+        outputs.extend(plan.outputs.clone());
+        let state = AppliedState {
+            commit: commit.to_string(),
+            applied_at: now_rfc3339(),
+            commit_time: plan.commit_time,
+            outputs,
+            signers_from_repository: selection.signers_from_repository,
+        };
+        if let Err(e) = self.state_file.save(&state) {
+            return failed(self, crate::status::Reason::Repository, e.to_string());
+        }
+        if let Err(e) = self.source.pin_applied(&repo, commit) {
+            tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
+        }
+        self.applied = Some(state.clone());
+        self.refused_head = (!refusals.is_empty()).then_some(head);
+        let statuses = materialise::target_statuses(&plan);
+        metrics.last_applied_commit_time.set(plan.commit_time);
+        metrics
+            .last_applied_time
+            .set(time::OffsetDateTime::now_utc().unix_timestamp());
+        tracing::info!(
+            commit = %commit,
+            written = applied.written,
+            unchanged = applied.unchanged,
+            removed = applied.removed,
+            targets_rendered = plan.rendered_targets,
+            full,
+            "{}",
+            if is_new { "applied" } else { "resynced" }
+        );
+        refusals.extend(applied.hook_failures);
+        let clean = refusals.is_empty();
+        self.report(refusals, true);
+        self.status.update(|doc| {
+            doc.applied = Some(Applied {
+                commit: state.commit.clone(),
+                applied_at: state.applied_at.clone(),
+                commit_time: state.commit_time,
+            });
+            doc.targets = statuses;
+            if clean {
+                doc.last_error = None;
+            }
+        });
+        let outcome = if is_new || applied.written > 0 || applied.removed > 0 {
+            Outcome::Applied
+        } else if clean {
+            Outcome::Unchanged
+        } else {
+            Outcome::Refused
+        };
+        (outcome, applied.written)
+    }
+
+    fn finish_without_apply(&mut self, head: Oid, refusals: Vec<Refusal>) -> (Outcome, u64) {
+        if refusals.is_empty() {
+            self.status.update(|doc| doc.refusals.clear());
+            return (Outcome::Unchanged, 0);
+        }
+        self.refused_head = Some(head);
+        let touched: BTreeSet<String> = refusals.iter().filter_map(|r| r.path.clone()).collect();
+        self.report(refusals, true);
+        self.status.update(|doc| {
+            for (name, target) in doc.targets.iter_mut() {
+                if touched.contains(&format!("targets/{name}.yaml")) {
+                    target.state = "refused".into();
+                }
+            }
+        });
+        (Outcome::Refused, 0)
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+/// Options of `sealops-controller run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub once: bool,
+    pub config_path: PathBuf,
+}
+
+/// Runs the controller until SIGTERM/SIGINT (or one reconcile with `once`). Returns whether
+/// the outputs are in sync with the branch head.
+pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Result<bool> {
+    let mut controller = Controller::new(&config)?;
+    let status = controller.status.clone();
+    let trigger = Arc::new(Notify::new());
+    let interval = parse_duration(&config.poll.interval).map_err(anyhow::Error::msg)?;
+    let jitter = parse_duration(&config.poll.jitter).map_err(anyhow::Error::msg)?;
+    let resync = parse_duration(&config.poll.resync).map_err(anyhow::Error::msg)?;
+
+    if options.once {
+        if controller.source().is_remote() {
+            controller.fetch().await;
+        }
+        let controller = tokio::task::spawn_blocking(move || {
+            controller.reconcile(true);
+            controller
+        })
+        .await?;
+        // The status document on stdout: what `--once` did and why, for scripts and CI.
+        let mut doc = serde_json::to_string_pretty(&controller.status.snapshot())?;
+        doc.push('\n');
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(doc.as_bytes());
+        return Ok(controller.in_sync());
+    }
+
+    let shutdown = Arc::new(Notify::new());
+    let mut servers = Vec::new();
+    if let Some(http) = &config.http {
+        let listener = tokio::net::TcpListener::bind(&http.listen)
+            .await
+            .with_context(|| format!("http.listen {}", http.listen))?;
+        tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+        let webhook_secret = match &http.webhook_secret_file {
+            Some(file) => Some(zeroize::Zeroizing::new(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("http.webhook_secret_file {}", file.display()))?
+                    .trim()
+                    .as_bytes()
+                    .to_vec(),
+            )),
+            None => None,
+        };
+        let state = crate::http::HttpState {
+            status: status.clone(),
+            webhook_secret,
+            trigger: trigger.clone(),
+        };
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(crate::http::serve(
+            listener,
+            state,
+            async move { stop.notified().await },
+        )));
+    }
+    let _watcher = match controller.source().watch_dirs()? {
+        dirs if dirs.is_empty() => None,
+        dirs => Some(watch(&dirs, controller.source(), trigger.clone())?),
+    };
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut next_resync = Instant::now() + resync;
+    let mut full = true;
+    let mut fetch_now = true;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if fetch_now && controller.source().is_remote() {
+            controller.fetch().await;
+        }
+        let this_full = full;
+        let (returned, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = controller.reconcile(this_full);
+            (controller, outcome)
+        })
+        .await?;
+        controller = returned;
+        full = false;
+        if this_full {
+            next_resync = Instant::now() + resync;
+        }
+        let wait = if outcome == Outcome::Failed {
+            let wait = backoff.min(interval);
+            backoff = (backoff * 2).min(interval);
+            wait
+        } else {
+            backoff = Duration::from_secs(1);
+            interval + jitter.mul_f64(rand::random::<f64>())
+        };
+        let poll_at = tokio::time::Instant::now() + wait;
+        tokio::select! {
+            _ = trigger.notified() => {
+                // Debounce: a push or commit moves several files in quick succession.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                fetch_now = true;
+            }
+            _ = tokio::time::sleep_until(poll_at) => { fetch_now = true; }
+            _ = tokio::time::sleep_until(next_resync.into()) => { full = true; fetch_now = true; }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.notify_waiters();
+    for server in servers {
+        let _ = server.await;
+    }
+    Ok(controller.in_sync())
+}
+
+/// Watches a local repository's ref files; wakes the loop when the branch may have moved.
+fn watch(
+    dirs: &[PathBuf],
+    source: &Source,
+    trigger: Arc<Notify>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let Source::Local { branch, .. } = source else {
+        unreachable!("only local sources are watched");
+    };
+    let leaf = branch.rsplit('/').next().unwrap_or(branch).to_owned();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let relevant = event.paths.iter().any(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|name| name == leaf || name == "packed-refs" || name == "HEAD")
+        });
+        if relevant {
+            trigger.notify_one();
+        }
+    })?;
+    for dir in dirs {
+        if dir.is_dir() {
+            watcher
+                .watch(dir, notify::RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", dir.display()))?;
+        }
+    }
+    Ok(watcher)
+}

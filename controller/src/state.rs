@@ -1,0 +1,140 @@
+//! What the controller remembers between runs: the applied commit and the outputs it wrote.
+//!
+//! Persisted as `applied.json` in the state directory, replaced atomically after every applied
+//! reconcile, so a restart resumes from the last applied commit without rewriting unchanged
+//! outputs and still knows which outputs belong to a target that has since been removed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+const FILE: &str = "applied.json";
+
+/// The persisted state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedState {
+    /// The applied commit (full id).
+    pub commit: String,
+    /// When it was applied (RFC 3339).
+    pub applied_at: String,
+    /// The commit's committer time (Unix seconds).
+    pub commit_time: i64,
+    /// Destination files written for each target (absolute paths).
+    pub outputs: BTreeMap<String, Vec<PathBuf>>,
+    /// The repository's `.sealops/allowed_signers` at `commit` is in force (an authorised
+    /// commit changed it after the trust anchor); otherwise the local file is.
+    #[serde(default)]
+    pub signers_from_repository: bool,
+}
+
+/// Reading or writing the state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a state file this controller wrote ({problem}); move it away to start from the trust anchor again"
+    )]
+    Corrupt { path: PathBuf, problem: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The state file of a state directory.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    /// The state file in `state_dir`, creating the directory (0700) when missing.
+    pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(|source| StateError::Write {
+                path: state_dir.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            path: state_dir.join(FILE),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last applied state; `None` before the first apply.
+    pub fn load(&self) -> Result<Option<AppliedState>, StateError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let state: AppliedState = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: self.path.clone(),
+            problem: e.to_string(),
+        })?;
+        if git2::Oid::from_str(&state.commit).is_err() {
+            return Err(StateError::Corrupt {
+                path: self.path.clone(),
+                problem: format!("{:?} is not a commit id", state.commit),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Replaces the state atomically (temp file, fsync, rename, fsync the directory).
+    pub fn save(&self, state: &AppliedState) -> Result<(), StateError> {
+        let mut text = serde_json::to_string_pretty(state).expect("state serialises");
+        text.push('\n');
+        sealops_core::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600).map_err(|source| {
+            StateError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = StateFile::open(&dir.path().join("state")).expect("opens");
+        assert_eq!(file.load().expect("loads"), None);
+        let state = AppliedState {
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            applied_at: "2026-11-28T10:00:00Z".into(),
+            commit_time: 1,
+            outputs: BTreeMap::from([("web".into(), vec![PathBuf::from("/run/x")])]),
+            signers_from_repository: false,
+        };
+        file.save(&state).expect("saves");
+        assert_eq!(file.load().expect("loads"), Some(state));
+        std::fs::write(file.path(), "{\"commit\": \"nope\"}").expect("writes");
+        let err = file.load().unwrap_err().to_string();
+        assert!(err.contains("move it away"), "{err}");
+    }
+}
