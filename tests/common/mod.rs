@@ -230,3 +230,5 @@ pub fn commit_signed(dir: &Path, signer: &SshSigner, message: &str) -> String {
     );
     git(dir, &["rev-parse", "HEAD"]).trim().to_owned()
 }
+
+pub mod controller;
