@@ -24,11 +24,12 @@ use zeroize::Zeroizing;
 
 use crate::status::{Metrics, Status};
 
-/// Largest webhook body accepted; larger requests get 413. Push payloads are far smaller, and
-/// the body is only read to check its signature.
+/// Largest webhook body accepted; larger requests get 413. Push payloads are normally far
+/// smaller, the body is only read to check its signature, and a push whose webhook is refused is
+/// still found by polling.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The GitHub (and Gitea/Forgejo) signature header: `sha256=<hex HMAC-SHA256(secret, body)>`.
+/// The GitHub signature header: `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub const GITHUB_SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The GitLab header carrying the secret itself.
 pub const GITLAB_TOKEN_HEADER: &str = "x-gitlab-token";
