@@ -79,3 +79,19 @@ fn check_config_reports_what_is_missing_on_this_machine() {
         .code(2)
         .stderr(predicate::str::contains("controller.yaml"));
 }
+
+#[test]
+fn the_example_configuration_parses() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/controller/controller.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("example exists");
+    let config = sealops_core::controller_config::ControllerConfig::parse(&text, path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.node.labels.get("env").map(String::as_str),
+        Some("prod")
+    );
+    assert!(config.hooks.contains_key("restart-payments"));
+}
