@@ -36,5 +36,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo build --workspace --bins (end-to-end tests run sealops and sealops-controller)"
+cargo build --workspace --bins --locked
 echo "==> cargo test"
 cargo test --workspace --locked
