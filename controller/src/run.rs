@@ -52,6 +52,8 @@ pub struct Controller {
     refused_head: Option<Oid>,
     pub status: Arc<Status>,
     fetch_timeout: Duration,
+    /// The last fetch failed (cleared by a successful one).
+    fetch_failure: Option<Refusal>,
 }
 
 impl Controller {
@@ -138,6 +140,7 @@ impl Controller {
             refused_head: None,
             status,
             fetch_timeout: poll.max(Duration::from_secs(30)),
+            fetch_failure: None,
         })
     }
 
@@ -147,24 +150,23 @@ impl Controller {
 
     /// Fetches a remote source; a failure is reported and the last fetched state keeps
     /// being served.
-    pub async fn fetch(&self) -> bool {
+    pub async fn fetch(&mut self) -> bool {
         match self.source.fetch(self.fetch_timeout).await {
             Ok(()) => {
                 Metrics::count(&self.status.metrics.fetches, "ok");
+                self.fetch_failure = None;
                 true
             }
             Err(e) => {
                 Metrics::count(&self.status.metrics.fetches, "failed");
                 tracing::warn!(error = %e, "fetch failed; serving the last applied commit");
-                self.report(
-                    vec![Refusal {
-                        commit: None,
-                        path: None,
-                        reason: crate::status::Reason::Fetch,
-                        message: e.to_string(),
-                    }],
-                    false,
-                );
+                // Reported with the next reconcile, which works on what was fetched before.
+                self.fetch_failure = Some(Refusal {
+                    commit: None,
+                    path: None,
+                    reason: crate::status::Reason::Fetch,
+                    message: e.to_string(),
+                });
                 false
             }
         }
@@ -262,7 +264,7 @@ impl Controller {
             Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
         };
         self.status.update(|doc| doc.head = Some(head.to_string()));
-        if !full && self.refused_head == Some(head) {
+        if !full && self.refused_head == Some(head) && self.fetch_failure.is_none() {
             return (Outcome::Refused, 0);
         }
         let previous = self.applied.as_ref().and_then(|state| {
@@ -280,7 +282,8 @@ impl Controller {
             (None, Some(previous)) if full => Some(previous.commit),
             _ => None,
         };
-        let mut refusals = selection.refusals;
+        let mut refusals: Vec<Refusal> = self.fetch_failure.iter().cloned().collect();
+        refusals.extend(selection.refusals);
         let Some(commit) = chosen else {
             return self.finish_without_apply(head, refusals);
         };
@@ -335,7 +338,10 @@ impl Controller {
             tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
         }
         self.applied = Some(state.clone());
-        self.refused_head = (!refusals.is_empty()).then_some(head);
+        self.refused_head = refusals
+            .iter()
+            .any(|r| r.reason != crate::status::Reason::Fetch)
+            .then_some(head);
         let statuses = materialise::target_statuses(&plan);
         metrics.last_applied_commit_time.set(plan.commit_time);
         metrics
@@ -380,7 +386,12 @@ impl Controller {
             self.status.update(|doc| doc.refusals.clear());
             return (Outcome::Unchanged, 0);
         }
-        self.refused_head = Some(head);
+        if refusals
+            .iter()
+            .any(|r| r.reason != crate::status::Reason::Fetch)
+        {
+            self.refused_head = Some(head);
+        }
         let touched: BTreeSet<String> = refusals.iter().filter_map(|r| r.path.clone()).collect();
         self.report(refusals, true);
         self.status.update(|doc| {
@@ -468,7 +479,11 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         dirs => Some(watch(&dirs, controller.source(), trigger.clone())?),
     };
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Registered once, before the first reconcile, so a signal arriving mid-reconcile is kept
+    // and handled as soon as that reconcile finished.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     let mut next_resync = Instant::now() + resync;
     let mut full = true;
     let mut fetch_now = true;
@@ -505,7 +520,7 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
             }
             _ = tokio::time::sleep_until(poll_at) => { fetch_now = true; }
             _ = tokio::time::sleep_until(next_resync.into()) => { full = true; fetch_now = true; }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
