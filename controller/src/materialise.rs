@@ -8,8 +8,9 @@
 //! outputs atomically, removes outputs of removed targets, and runs the hooks of changed
 //! outputs.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use git2::{Oid, Repository, Tree};
@@ -50,6 +51,8 @@ pub struct Engine {
     pub identities: IdentitySet,
     pub cache: EnvelopeCache,
     pub removed_outputs: RemovedOutputs,
+    /// Parsed target files by blob id, so a reconcile parses only target files that changed.
+    pub parsed_targets: std::sync::Mutex<HashMap<Oid, Arc<Target>>>,
 }
 
 /// One output to write.
@@ -119,8 +122,8 @@ fn blob_text(repo: &Repository, tree: &Tree<'_>, path: &str) -> Option<Result<St
     )
 }
 
-/// `targets/*.yaml` of a tree, by name.
-fn target_files(repo: &Repository, tree: &Tree<'_>) -> Vec<(String, String)> {
+/// `targets/*.yaml` of a tree: (name, repository path, blob id).
+fn target_files(repo: &Repository, tree: &Tree<'_>) -> Vec<(String, String, Oid)> {
     let Ok(entry) = tree.get_path(Path::new("targets")) else {
         return Vec::new();
     };
@@ -133,7 +136,7 @@ fn target_files(repo: &Repository, tree: &Tree<'_>) -> Vec<(String, String)> {
             let stem = name
                 .strip_suffix(".yaml")
                 .or_else(|| name.strip_suffix(".yml"))?;
-            Some((stem.to_owned(), format!("targets/{name}")))
+            Some((stem.to_owned(), format!("targets/{name}"), e.id()))
         })
         .collect()
 }
@@ -205,30 +208,52 @@ pub fn plan(
     });
 
     let mut refusals = Vec::new();
-    let mut selected: BTreeMap<String, (String, Target)> = BTreeMap::new();
+    let mut selected: BTreeMap<String, (String, Arc<Target>)> = BTreeMap::new();
     let mut not_selected = Vec::new();
-    for (name, file) in target_files(repo, &tree) {
-        let text = match blob_text(repo, &tree, &file) {
-            Some(Ok(text)) => text,
-            Some(Err(problem)) => {
-                refusals.push(refuse(
-                    commit,
-                    &file,
-                    Reason::Schema,
-                    format!("{file}: {problem}"),
-                ));
-                continue;
+    let mut parsed = engine
+        .parsed_targets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut seen = HashSet::new();
+    for (name, file, blob) in target_files(repo, &tree) {
+        seen.insert(blob);
+        let target = match parsed.get(&blob) {
+            Some(target) => target.clone(),
+            None => {
+                let text = match blob_text(repo, &tree, &file) {
+                    Some(Ok(text)) => text,
+                    Some(Err(problem)) => {
+                        refusals.push(refuse(
+                            commit,
+                            &file,
+                            Reason::Schema,
+                            format!("{file}: {problem}"),
+                        ));
+                        continue;
+                    }
+                    None => continue,
+                };
+                match Target::parse(&text, &file) {
+                    Ok(target) => {
+                        let target = Arc::new(target);
+                        parsed.insert(blob, target.clone());
+                        target
+                    }
+                    Err(e) => {
+                        refusals.push(refuse(commit, &file, Reason::Schema, e.to_string()));
+                        continue;
+                    }
+                }
             }
-            None => continue,
         };
-        match Target::parse(&text, &file) {
-            Ok(target) if target.selects(&engine.node_labels) => {
-                selected.insert(name, (file, target));
-            }
-            Ok(_) => not_selected.push(name),
-            Err(e) => refusals.push(refuse(commit, &file, Reason::Schema, e.to_string())),
+        if target.selects(&engine.node_labels) {
+            selected.insert(name, (file, target));
+        } else {
+            not_selected.push(name);
         }
     }
+    parsed.retain(|blob, _| seen.contains(blob));
+    drop(parsed);
 
     let needs_work = |name: &str, file: &str, target: &Target| -> bool {
         let Some(paths) = &changed else { return true };
@@ -256,6 +281,25 @@ pub fn plan(
     let mut claimed: BTreeMap<PathBuf, String> = BTreeMap::new();
     for (name, (file, target)) in &selected {
         let work = needs_work(name, file, target);
+        if !work && let Some(unchanged) = previous.and_then(|p| p.outputs.get(name)) {
+            // Neither the target nor what governs it changed: its destinations are the ones
+            // resolved when it was last applied, and nothing of it is written now.
+            for destination in unchanged {
+                if let Some(other) = claimed.insert(destination.clone(), file.clone()) {
+                    refusals.push(refuse(
+                        commit,
+                        file,
+                        Reason::Output,
+                        format!(
+                            "{file}: {} is also written by {other}; each file has one writer",
+                            destination.display()
+                        ),
+                    ));
+                }
+            }
+            outputs.insert(name.clone(), unchanged.clone());
+            continue;
+        }
         let mut destinations = Vec::new();
         for (index, out) in target.outputs.iter().enumerate() {
             let at = format!("{file} output {}", index + 1);
@@ -514,20 +558,28 @@ pub struct ApplyReport {
 pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
     let mut report = ApplyReport::default();
     let mut hooks: BTreeSet<(String, String)> = BTreeSet::new();
-    for write in &plan.writes {
-        let written = output::write(
-            &write.destination,
-            &write.content,
-            write.mode,
-            write.ownership,
-        )
-        .map_err(|e| Refusal {
-            commit: Some(plan.commit.to_string()),
-            path: Some(write.destination.display().to_string()),
-            reason: Reason::Output,
-            message: format!("target {}: {e}", write.target),
-        })?;
-        match written {
+    // Files are independent: write them in parallel (each one atomically); stop at the first
+    // failure, which leaves the state file at the previous commit so the next reconcile redoes it.
+    let results: Vec<Result<Written, Refusal>> = plan
+        .writes
+        .par_iter()
+        .map(|write| {
+            output::write(
+                &write.destination,
+                &write.content,
+                write.mode,
+                write.ownership,
+            )
+            .map_err(|e| Refusal {
+                commit: Some(plan.commit.to_string()),
+                path: Some(write.destination.display().to_string()),
+                reason: Reason::Output,
+                message: format!("target {}: {e}", write.target),
+            })
+        })
+        .collect();
+    for (write, written) in plan.writes.iter().zip(results) {
+        match written? {
             Written::Changed => {
                 report.written += 1;
                 for hook in &write.hooks {

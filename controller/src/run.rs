@@ -132,6 +132,7 @@ impl Controller {
                 hooks,
                 identities,
                 cache: EnvelopeCache::default(),
+                parsed_targets: Default::default(),
                 removed_outputs: config.removed_outputs,
             },
             trust,
