@@ -61,11 +61,57 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
                 http.listen
             ));
         }
-        if let Some(file) = &http.webhook_secret_file
+        if let Some(file) = &http.webhook_secret_file {
+            match std::fs::read_to_string(file) {
+                Err(e) => {
+                    problems.push(format!("http.webhook_secret_file: {}: {e}", file.display()))
+                }
+                Ok(text) if text.trim().is_empty() => problems.push(format!(
+                    "http.webhook_secret_file: {} is empty; anyone could sign a webhook with an empty key",
+                    file.display()
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+    if config.repository.url.is_some()
+        && std::process::Command::new("git")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        problems.push(
+            "repository.url: a remote is fetched with the `git` command, which is not installed"
+                .to_owned(),
+        );
+    }
+    for (name, file) in [
+        ("repository.token_file", &config.repository.token_file),
+        ("repository.ssh_key_file", &config.repository.ssh_key_file),
+    ] {
+        if let Some(file) = file
             && let Err(e) = std::fs::metadata(file)
         {
-            problems.push(format!("http.webhook_secret_file: {}: {e}", file.display()));
+            problems.push(format!("{name}: {}: {e}", file.display()));
         }
+    }
+    if let (Some(path), Some(commit)) = (&config.repository.path, &config.trust.initial_commit)
+        && let Ok(repo) = git2::Repository::open(path)
+        && git2::Oid::from_str(commit)
+            .ok()
+            .and_then(|oid| repo.find_commit(oid).ok())
+            .is_none()
+    {
+        problems.push(format!(
+            "trust.initial_commit: commit {commit} is not in {}",
+            path.display()
+        ));
+    }
+    if !config.trust.require_signed {
+        problems.push(
+            "trust.require_signed: false applies commits without verifying them; for local experiments only (the controller runs, but this is not ready for real secrets)"
+                .to_owned(),
+        );
     }
     problems
 }
