@@ -87,3 +87,45 @@ fn one_value_per_line() {
     assert!(data_lines[0].starts_with("  EMPTY: sealed:v1:"));
     assert!(data_lines[1].starts_with("  MULTI: sealed:v1:"));
 }
+
+/// The controller's cache: a session unwrapped once opens again without an identity, and a
+/// manifest whose envelope is not cached still needs one.
+#[test]
+fn envelope_cache_opens_each_session_once() {
+    use sealops_core::seal::EnvelopeCache;
+    let (identity, text) = generate();
+    let identities = IdentitySet::parse(&text, "id").expect("parses");
+    let names = RecipientNames::default();
+    let seal = |path: &str| {
+        let mut manifest = Manifest::new(SecretPath::parse(path).expect("valid"), Scope::Strict);
+        manifest
+            .seal_values(
+                "f",
+                BTreeMap::from([("K".to_owned(), SecretValue::from(path))]),
+                &[identity.recipient().clone()],
+                &IdentitySet::new(),
+                &names,
+            )
+            .expect("seals");
+        manifest
+    };
+    let (first, second) = (seal("a"), seal("b"));
+    let cache = EnvelopeCache::default();
+    let opened = first
+        .reveal_cached("a", &identities, &names, &cache)
+        .expect("opens");
+    assert_eq!(opened["K"], SecretValue::from("a"));
+    assert_eq!(cache.len(), 1);
+    let again = first
+        .reveal_cached("a", &IdentitySet::new(), &names, &cache)
+        .expect("opens from the cache without an identity");
+    assert_eq!(again, opened);
+    assert!(
+        second
+            .reveal_cached("b", &IdentitySet::new(), &names, &cache)
+            .is_err(),
+        "another session is not in the cache"
+    );
+    cache.clear();
+    assert!(cache.is_empty());
+}
