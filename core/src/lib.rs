@@ -12,6 +12,7 @@
 //! Secrets in memory are [`secret::SecretValue`] / [`envelope::SessionKey`]: zeroed on drop,
 //! `[redacted]` in `Debug`.
 
+pub mod audit;
 pub mod authz;
 pub mod config;
 pub mod controller_config;

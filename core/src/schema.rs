@@ -30,6 +30,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             "controller.v1.json",
             render::<crate::controller_config::ControllerConfig>("controller.v1.json"),
         ),
+        (
+            "audit-record.v1.json",
+            render::<crate::audit::Record>("audit-record.v1.json"),
+        ),
     ]
 }
 

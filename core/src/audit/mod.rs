@@ -1,0 +1,25 @@
+//! The audit trail: append-only, hash-chained, signed records of what a controller did.
+//!
+//! Which API to use when:
+//! - A controller writes with an [`AuditLog`]: [`AuditLog::record`] builds the next record of its
+//!   chain (never a value: values appear only as [`Fingerprinter`] fingerprints), and
+//!   [`AuditLog::seal`] signs the records since the last seal with the controller's Ed25519 key.
+//!   Both return the exact lines to append, to the journal first and to the audit branch later.
+//! - Anyone checks a trail with [`verify_files`]: every controller's chain must be gapless, every
+//!   record covered by a valid seal, and the trail must end where the controller's signed head
+//!   says it does.
+//!
+//! Layout on the audit branch: `audit/YYYY/MM/DD/<controller>.jsonl` (one line per record or
+//! seal), `audit/keys/<controller>.pub` (the controller's public key) and
+//! `audit/heads/<controller>.json` (its newest seal: dropping the last batch is detected).
+
+mod journal;
+mod record;
+mod verify;
+
+pub use journal::{Journal, JournalError};
+pub use record::{
+    AuditKeys, AuditLog, Event, Fingerprinter, GENESIS, Line, Outcome, Record, RecordDraft, Seal,
+    line_hash,
+};
+pub use verify::{Problem, TrailFile, Verified, verify_files};
