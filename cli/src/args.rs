@@ -153,6 +153,15 @@ Examples:\n  sealops approve -i ~/.ssh/id_ed25519 policies/payments.hcl\n  \
 sealops approve -i ~/.ssh/id_ed25519 --range origin/main..HEAD\n  git add .sealops/approvals && git commit -S -m 'approve'"
     )]
     Approve(cmd::approve::ApproveArgs),
+    /// The audit trail on the audit branch: verify it, list records, fingerprint a value.
+    #[command(
+        after_help = "verify exits 1 and names the first broken line when a record was edited, removed, \
+reordered, or the last batch dropped.\n\n\
+Examples:\n  git fetch origin sealops/audit && sealops audit verify\n  \
+sealops audit log --since 2026-11-28T00:00:00Z --path 'apps/payments/*' --event output-written\n  \
+sealops audit fingerprint apps/payments/db DB_PASSWORD --audit-key /var/lib/sealops/audit.key -i cluster.key"
+    )]
+    Audit(cmd::audit::AuditArgs),
     /// Approvals of a range: what is approved and what is missing.
     #[command(after_help = "Example:\n  sealops approvals status --base origin/main")]
     Approvals(cmd::approve::ApprovalsArgs),

@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Check(args) => cmd::check::run(&global, args),
         Command::Approve(args) => cmd::approve::approve(&global, args),
+        Command::Audit(args) => cmd::audit::run(&global, args),
         Command::Approvals(args) => cmd::approve::approvals(&global, args),
         Command::Schema(args) => cmd::meta::schema(args),
         Command::Completions(args) => cmd::meta::completions(args),

@@ -2,6 +2,7 @@
 //! `sealops-core` and reports on stderr; data goes to stdout.
 
 pub mod approve;
+pub mod audit;
 pub mod check;
 pub mod edit;
 pub mod git;

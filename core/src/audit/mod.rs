@@ -13,13 +13,15 @@
 //! seal), `audit/keys/<controller>.pub` (the controller's public key) and
 //! `audit/heads/<controller>.json` (its newest seal: dropping the last batch is detected).
 
+mod branch;
 mod journal;
 mod record;
 mod verify;
 
+pub use branch::{append_commit, sealed_up_to, trail_in_tree};
 pub use journal::{Journal, JournalError};
 pub use record::{
     AuditKeys, AuditLog, Event, Fingerprinter, GENESIS, Line, Outcome, Record, RecordDraft, Seal,
-    line_hash,
+    SealBody, decode_public_key, encode_public_key, line_hash,
 };
 pub use verify::{Problem, TrailFile, Verified, verify_files};
