@@ -289,14 +289,19 @@ impl Controller {
             return self.finish_without_apply(head, refusals);
         };
         let is_new = previous.is_none_or(|p| p.commit != commit);
-        let plan = match materialise::plan(
-            &self.engine,
-            &repo,
-            commit,
-            self.applied.as_ref(),
-            full || self.applied.is_none(),
-        ) {
-            Ok(plan) => plan,
+        let full = full || self.applied.is_none();
+        if full {
+            self.engine.cache.new_generation();
+        }
+        let plan = match materialise::plan(&self.engine, &repo, commit, self.applied.as_ref(), full)
+        {
+            Ok(plan) => {
+                if full {
+                    // Every session still needed was opened in this generation.
+                    self.engine.cache.sweep();
+                }
+                plan
+            }
             Err(mut refused) => {
                 refusals.append(&mut refused);
                 return self.finish_without_apply(head, refusals);

@@ -175,9 +175,13 @@ pub struct SessionCache(HashMap<SessionId, SessionKey>);
 
 /// Session keys opened earlier, by the SHA-256 of their armored envelope, shared across
 /// manifests and reconciles: a long-running reader (the controller) unwraps each session once,
-/// not once per resync. Safe to share between threads.
+/// not once per resync. Safe to share between threads. Keys unused since the last
+/// [`EnvelopeCache::new_generation`] are dropped by [`EnvelopeCache::sweep`].
 #[derive(Debug, Default)]
-pub struct EnvelopeCache(std::sync::RwLock<HashMap<[u8; 32], SessionKey>>);
+pub struct EnvelopeCache {
+    keys: std::sync::RwLock<HashMap<[u8; 32], (SessionKey, std::sync::atomic::AtomicU64)>>,
+    generation: std::sync::atomic::AtomicU64,
+}
 
 impl EnvelopeCache {
     fn digest(envelope: &str) -> [u8; 32] {
@@ -186,16 +190,41 @@ impl EnvelopeCache {
     }
 
     fn get(&self, digest: &[u8; 32]) -> Option<SessionKey> {
-        self.0
-            .read()
+        use std::sync::atomic::Ordering;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let (key, used) = keys.get(digest)?;
+        used.store(self.generation.load(Ordering::Relaxed), Ordering::Relaxed);
+        Some(key.clone())
+    }
+
+    fn insert(&self, digest: [u8; 32], key: SessionKey) {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        self.keys
+            .write()
             .unwrap_or_else(|e| e.into_inner())
-            .get(digest)
-            .cloned()
+            .insert(digest, (key, generation.into()));
+    }
+
+    /// Starts a generation: a reader about to open everything it still needs (a full resync)
+    /// calls this first and [`EnvelopeCache::sweep`] after.
+    pub fn new_generation(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops (and zeroes) the keys not used in the current generation.
+    pub fn sweep(&self) {
+        use std::sync::atomic::Ordering;
+        let current = self.generation.load(Ordering::Relaxed);
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, used)| used.load(Ordering::Relaxed) == current);
     }
 
     /// How many session keys are held.
     pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -204,7 +233,7 @@ impl EnvelopeCache {
 
     /// Forgets every key (they are zeroed as they drop).
     pub fn clear(&self) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -332,10 +361,9 @@ impl Manifest {
                     .map(|v| (key.clone(), v))
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
-        let mut shared = cache.0.write().unwrap_or_else(|e| e.into_inner());
         for (id, digest) in digests {
             if let Some(key) = local.0.remove(id) {
-                shared.insert(digest, key);
+                cache.insert(digest, key);
             }
         }
         Ok(values)

@@ -126,6 +126,23 @@ fn envelope_cache_opens_each_session_once() {
             .is_err(),
         "another session is not in the cache"
     );
+    // A generation in which only `b` is opened drops `a`'s key.
+    second
+        .reveal_cached("b", &identities, &names, &cache)
+        .expect("opens");
+    assert_eq!(cache.len(), 2);
+    cache.new_generation();
+    second
+        .reveal_cached("b", &IdentitySet::new(), &names, &cache)
+        .expect("still cached");
+    cache.sweep();
+    assert_eq!(cache.len(), 1);
+    assert!(
+        first
+            .reveal_cached("a", &IdentitySet::new(), &names, &cache)
+            .is_err(),
+        "swept"
+    );
     cache.clear();
     assert!(cache.is_empty());
 }
