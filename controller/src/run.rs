@@ -551,6 +551,13 @@ fn watch(
     let leaf = branch.rsplit('/').next().unwrap_or(branch).to_owned();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
+        // inotify reports opens too, and every reconcile opens HEAD and the branch ref: only a
+        // write can move the branch, or the loop would wake itself forever.
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        if matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write))
+        {
+            return;
+        }
         let relevant = event.paths.iter().any(|path| {
             path.file_name()
                 .and_then(|n| n.to_str())

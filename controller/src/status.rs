@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 /// Why a commit (or a reconcile) was refused; a metric label and a status field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// The signature did not verify (unsigned, unknown key, …).
@@ -40,6 +40,33 @@ pub enum Reason {
     Fetch,
     /// Reading the repository failed.
     Repository,
+}
+
+impl Reason {
+    /// The name in the status document, also the metric label (one spelling for both).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verification => "verification",
+            Self::Authorisation => "authorisation",
+            Self::Schema => "schema",
+            Self::Decryption => "decryption",
+            Self::Policy => "policy",
+            Self::Output => "output",
+            Self::Hook => "hook",
+            Self::ForcePush => "force-push",
+            Self::Fetch => "fetch",
+            Self::Repository => "repository",
+        }
+    }
+}
+
+impl EncodeLabelValue for Reason {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> std::fmt::Result {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 /// A refusal: which commit, which path, why (no values, ever).

@@ -183,3 +183,326 @@ pub fn write(root: &Path, path: &str, text: &str) {
     std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
     std::fs::write(file, text).expect("write");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for tests/controller_local.rs and tests/controller_security.rs. Kept in their own
+// module so helpers appended by other test files cannot clash with these names.
+// ---------------------------------------------------------------------------------------------
+
+pub mod kit {
+    use std::io::{Read as _, Write as _};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::super::{SshSigner, commit_signed, git, ssh_keygen};
+    use super::Fleet;
+
+    /// How long a wait may take before the test gives up: a hang guard, never a timing claim.
+    const HANG_GUARD: Duration = Duration::from_secs(60);
+
+    /// A fleet whose repository needs one approval for administrative changes (targets,
+    /// identities, policies), so alice — the only principal with `sudo` — authorises them with
+    /// her signature alone. The first commit is rewritten before any controller has seen it.
+    pub fn single_approver_fleet() -> Fleet {
+        let fleet = Fleet::new();
+        let file = fleet.repo().join(".sealops/config.yaml");
+        let text = std::fs::read_to_string(&file).expect("repository config");
+        let one = if text.contains("required_approvals: 2") {
+            text.replace("required_approvals: 2", "required_approvals: 1")
+        } else {
+            assert!(
+                !text.contains("required_approvals"),
+                "unexpected trust settings in {}:\n{text}",
+                file.display()
+            );
+            format!("{text}trust:\n  required_approvals: 1\n")
+        };
+        std::fs::write(&file, one).expect("write config");
+        amend_first_commit(&fleet, Some(&fleet.alice));
+        fleet
+    }
+
+    /// Rewrites the branch's only commit with the working tree, signed by `signer` (or not
+    /// signed at all). Only before a controller ran: nothing has trusted the old commit yet.
+    pub fn amend_first_commit(fleet: &Fleet, signer: Option<&SshSigner>) -> String {
+        let repo = fleet.repo();
+        assert_eq!(
+            git(repo, &["rev-list", "--count", "HEAD"]).trim(),
+            "1",
+            "only the first commit may be rewritten"
+        );
+        git(repo, &["add", "-A"]);
+        match signer {
+            Some(signer) => {
+                let key = format!("user.signingkey={}", signer.private.display());
+                git(
+                    repo,
+                    &[
+                        "-c",
+                        "gpg.format=ssh",
+                        "-c",
+                        &key,
+                        "commit",
+                        "-q",
+                        "--amend",
+                        "--no-edit",
+                        "-S",
+                    ],
+                );
+            }
+            None => {
+                git(
+                    repo,
+                    &["commit", "-q", "--amend", "--no-edit", "--no-gpg-sign"],
+                );
+            }
+        }
+        head(fleet)
+    }
+
+    /// A new SSH signer for `principal`, added to the local allowed_signers (the bootstrap of
+    /// trust the controller judges commits under).
+    pub fn trusted_signer(fleet: &Fleet, principal: &'static str) -> SshSigner {
+        let signer = ssh_keygen(fleet.world.dir.path(), principal);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&fleet.signers)
+            .expect("allowed_signers");
+        writeln!(file, "{principal} namespaces=\"git\" {}", signer.public).expect("append");
+        signer
+    }
+
+    /// Commits everything, signed by `signer`.
+    pub fn commit_as(fleet: &Fleet, signer: &SshSigner, message: &str) -> String {
+        commit_signed(fleet.repo(), signer, message)
+    }
+
+    /// `git revert` of `commit`, signed by alice (SSH signature, like every commit she makes).
+    pub fn revert(fleet: &Fleet, commit: &str) -> String {
+        let key = format!("user.signingkey={}", fleet.alice.private.display());
+        git(
+            fleet.repo(),
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &key,
+                "revert",
+                "--no-edit",
+                "-S",
+                commit,
+            ],
+        );
+        head(fleet)
+    }
+
+    pub fn head(fleet: &Fleet) -> String {
+        git(fleet.repo(), &["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    /// `sealops seal <secret> --from-literal K=V…` with the repository's recipients.
+    pub fn seal(fleet: &Fleet, secret: &str, pairs: &[(&str, &str)]) {
+        let mut cmd = fleet.world.sealops();
+        cmd.args(["seal", secret]);
+        for (key, value) in pairs {
+            cmd.arg("--from-literal").arg(format!("{key}={value}"));
+        }
+        cmd.assert().success();
+    }
+
+    /// The refusals of a status document with `reason`.
+    pub fn refusals<'s>(status: &'s serde_json::Value, reason: &str) -> Vec<&'s serde_json::Value> {
+        status["refusals"]
+            .as_array()
+            .map(|all| all.iter().filter(|r| r["reason"] == reason).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every file below `dir` (recursively, links not followed).
+    pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => found.extend(files_below(&path)),
+                _ => found.push(path),
+            }
+        }
+        found
+    }
+
+    /// Temporary files the controller's atomic writes left below `dir`.
+    pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+        files_below(dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(".sealops-tmp-"))
+            })
+            .collect()
+    }
+
+    /// Polls `done` until it holds; panics after [`HANG_GUARD`] so a broken controller fails
+    /// the test instead of hanging it.
+    pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + HANG_GUARD;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what} (hang guard)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A port nobody listens on right now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    /// `GET path` on 127.0.0.1:port: (status code, body), or `None` while nothing answers.
+    pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(HANG_GUARD)).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).ok()?;
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let mut body = raw[split + 4..].to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, String::from_utf8(body).ok()?))
+    }
+
+    fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
+            let size = std::str::from_utf8(&raw[..end])
+                .ok()
+                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+                .unwrap_or(0);
+            if size == 0 || raw.len() < end + 2 + size {
+                break;
+            }
+            body.extend_from_slice(&raw[end + 2..end + 2 + size]);
+            raw = &raw[(end + 4 + size).min(raw.len())..];
+        }
+        body
+    }
+
+    /// A long-running `sealops-controller run` with HTTP on a free port and polling pushed out
+    /// of the way (1 h), so only the local ref watch can trigger a reconcile.
+    pub struct Running {
+        pub child: Child,
+        pub port: u16,
+        pub log: PathBuf,
+    }
+
+    /// Writes the configuration (plus `extra`) and starts the controller.
+    pub fn spawn(fleet: &Fleet, extra: &str) -> Running {
+        let port = free_port();
+        fleet.write_config(&format!(
+            "http:\n  listen: 127.0.0.1:{port}\npoll:\n  interval: 1h\n  jitter: 0s\n  resync: 1h\n{extra}"
+        ));
+        let log = fleet
+            .world
+            .dir
+            .path()
+            .join(format!("controller-{port}.log"));
+        let child = fleet
+            .controller()
+            .args(["run", "--log-level", "trace", "--config"])
+            .arg(&fleet.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("controller starts");
+        Running { child, port, log }
+    }
+
+    impl Running {
+        /// `GET path`, once the listener answers.
+        pub fn get(&mut self, path: &str) -> (u16, String) {
+            let mut reply = None;
+            let port = self.port;
+            wait_until(&format!("an answer on {path}"), || {
+                self.assert_alive();
+                reply = http_get(port, path);
+                reply.is_some()
+            });
+            reply.expect("answered")
+        }
+
+        pub fn status(&mut self) -> serde_json::Value {
+            let (code, body) = self.get("/status");
+            assert_eq!(code, 200, "{body}");
+            serde_json::from_str(&body).expect("status JSON")
+        }
+
+        /// Polls /status until `done` holds for it; returns that document.
+        pub fn wait_for_status(
+            &mut self,
+            what: &str,
+            mut done: impl FnMut(&serde_json::Value) -> bool,
+        ) -> serde_json::Value {
+            let mut last = serde_json::Value::Null;
+            wait_until(what, || {
+                last = self.status();
+                done(&last)
+            });
+            last
+        }
+
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        }
+
+        fn assert_alive(&mut self) {
+            if let Some(exit) = self.child.try_wait().expect("try_wait") {
+                panic!("the controller exited early ({exit}):\n{}", self.log());
+            }
+        }
+
+        /// SIGTERM, then the exit code once the controller has stopped.
+        pub fn terminate(&mut self) -> i32 {
+            let pid = self.child.id().to_string();
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill runs");
+            assert!(sent.success(), "kill -TERM {pid}");
+            let mut code = None;
+            wait_until("the controller to exit after SIGTERM", || {
+                code = self.child.try_wait().expect("try_wait");
+                code.is_some()
+            });
+            code.expect("exited").code().unwrap_or(-1)
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            // Only this test's own child, by its handle; a stopped one is left alone.
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
