@@ -548,8 +548,9 @@ pub struct ApplyReport {
     pub written: u64,
     pub unchanged: u64,
     pub removed: u64,
-    /// Hooks that failed or timed out (the outputs are written; the hook is reported).
-    pub hook_failures: Vec<Refusal>,
+    /// Hooks that failed or timed out, removals refused (the outputs are written; these are
+    /// reported).
+    pub problems: Vec<Refusal>,
     pub hooks_run: u64,
 }
 
@@ -564,18 +565,23 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
         .writes
         .par_iter()
         .map(|write| {
-            output::write(
-                &write.destination,
-                &write.content,
-                write.mode,
-                write.ownership,
-            )
-            .map_err(|e| Refusal {
-                commit: Some(plan.commit.to_string()),
-                path: Some(write.destination.display().to_string()),
-                reason: Reason::Output,
-                message: format!("target {}: {e}", write.target),
-            })
+            engine
+                .roots
+                .prepare(&write.destination)
+                .and_then(|()| {
+                    output::write(
+                        &write.destination,
+                        &write.content,
+                        write.mode,
+                        write.ownership,
+                    )
+                })
+                .map_err(|e| Refusal {
+                    commit: Some(plan.commit.to_string()),
+                    path: Some(write.destination.display().to_string()),
+                    reason: Reason::Output,
+                    message: format!("target {}: {e}", write.target),
+                })
         })
         .collect();
     for (write, written) in plan.writes.iter().zip(results) {
@@ -594,9 +600,19 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
             // The state file is local, but a path is re-checked against the roots before a
             // removal all the same.
             let Some(text) = path.to_str() else { continue };
-            let Ok(resolved) = engine.roots.resolve(text) else {
-                tracing::warn!(target_name = %target, path = %path.display(), "not removing an output outside the allowed roots");
-                continue;
+            let resolved = match engine.roots.resolve(text) {
+                Ok(resolved) => resolved,
+                Err(e) => {
+                    report.problems.push(Refusal {
+                        commit: Some(plan.commit.to_string()),
+                        path: Some(path.display().to_string()),
+                        reason: Reason::Output,
+                        message: format!(
+                            "not removing an output of removed target {target}: {e}; remove it by hand"
+                        ),
+                    });
+                    continue;
+                }
             };
             output::remove(&resolved).map_err(|e| Refusal {
                 commit: Some(plan.commit.to_string()),
@@ -611,7 +627,7 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
         let spec = &engine.hooks[&name];
         report.hooks_run += 1;
         if let Err(problem) = crate::hooks::run(&name, spec, &target, plan.commit) {
-            report.hook_failures.push(Refusal {
+            report.problems.push(Refusal {
                 commit: Some(plan.commit.to_string()),
                 path: None,
                 reason: Reason::Hook,

@@ -75,7 +75,7 @@ impl OutputRoots {
 
     /// The destination of a requested path: relative paths are below the first root; absolute
     /// ones must lie under a root. `..`, symlinked parents and a symlink at the destination are
-    /// refused; missing parent directories are created (0700).
+    /// refused. Nothing is created: [`OutputRoots::prepare`] does that when the file is written.
     pub fn resolve(&self, requested: &str) -> Result<PathBuf, OutputError> {
         let requested_path = Path::new(requested);
         let traversal = || OutputError::Traversal {
@@ -109,44 +109,7 @@ impl OutputRoots {
             return Err(traversal());
         }
         let destination = root.join(&relative);
-        let mut current = root.clone();
-        let parents: Vec<Component> = relative
-            .parent()
-            .map(|p| p.components().collect())
-            .unwrap_or_default();
-        for component in parents {
-            current.push(component);
-            match std::fs::symlink_metadata(&current) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(OutputError::Symlink {
-                        path: destination.display().to_string(),
-                        component: current.display().to_string(),
-                    });
-                }
-                Ok(meta) if !meta.is_dir() => {
-                    return Err(OutputError::NotADirectory {
-                        path: destination.display().to_string(),
-                        component: current.display().to_string(),
-                    });
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::DirBuilder::new()
-                        .mode(0o700)
-                        .create(&current)
-                        .map_err(|source| OutputError::Io {
-                            path: current.display().to_string(),
-                            source,
-                        })?;
-                }
-                Err(source) => {
-                    return Err(OutputError::Io {
-                        path: current.display().to_string(),
-                        source,
-                    });
-                }
-            }
-        }
+        check_parents(root, &relative, &destination, false)?;
         if let Ok(meta) = std::fs::symlink_metadata(&destination)
             && meta.file_type().is_symlink()
         {
@@ -156,6 +119,20 @@ impl OutputRoots {
             });
         }
         Ok(destination)
+    }
+
+    /// Creates the missing parent directories (0700) of a destination from
+    /// [`OutputRoots::resolve`], checking every parent again just before the write.
+    pub fn prepare(&self, destination: &Path) -> Result<(), OutputError> {
+        let (root, relative) = self
+            .roots
+            .iter()
+            .find_map(|root| destination.strip_prefix(root).ok().map(|rel| (root, rel)))
+            .ok_or_else(|| OutputError::OutsideRoots {
+                path: destination.display().to_string(),
+                roots: self.describe(),
+            })?;
+        check_parents(root, relative, destination, true)
     }
 
     fn describe(&self) -> String {
@@ -288,6 +265,74 @@ pub fn remove(destination: &Path) -> Result<(), OutputError> {
     }
 }
 
+/// Walks the parents of `relative` below `root`: a symlink or a non-directory is refused; a
+/// missing one ends the walk, or with `create` is made (0700).
+fn check_parents(
+    root: &Path,
+    relative: &Path,
+    destination: &Path,
+    create: bool,
+) -> Result<(), OutputError> {
+    let mut current = root.to_owned();
+    let parents: Vec<Component> = relative
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
+    for component in parents {
+        current.push(component);
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(OutputError::Symlink {
+                    path: destination.display().to_string(),
+                    component: current.display().to_string(),
+                });
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(OutputError::NotADirectory {
+                    path: destination.display().to_string(),
+                    component: current.display().to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::DirBuilder::new().mode(0o700).create(&current) {
+                    Ok(()) => {}
+                    // Another output's write (they run in parallel) made it first: check what
+                    // is there now, as for a directory that existed.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let meta = std::fs::symlink_metadata(&current).map_err(|source| {
+                            OutputError::Io {
+                                path: current.display().to_string(),
+                                source,
+                            }
+                        })?;
+                        if !meta.is_dir() {
+                            return Err(OutputError::NotADirectory {
+                                path: destination.display().to_string(),
+                                component: current.display().to_string(),
+                            });
+                        }
+                    }
+                    Err(source) => {
+                        return Err(OutputError::Io {
+                            path: current.display().to_string(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(source) => {
+                return Err(OutputError::Io {
+                    path: current.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +348,11 @@ mod tests {
     fn writes_below_the_root_with_mode_and_skips_identical_content() {
         let (_dir, roots) = roots();
         let path = roots.resolve("app/db.env").expect("resolves");
+        assert!(
+            !path.parent().expect("dir").exists(),
+            "resolve creates nothing"
+        );
+        roots.prepare(&path).expect("prepares");
         assert_eq!(
             write(&path, b"A=1\n", 0o640, Ownership::default()).expect("writes"),
             Written::Changed

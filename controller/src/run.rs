@@ -117,6 +117,21 @@ impl Controller {
                     applied_at: state.applied_at.clone(),
                     commit_time: state.commit_time,
                 });
+                // Until a reconcile says otherwise, targets are as the last apply left them.
+                doc.targets = state
+                    .outputs
+                    .iter()
+                    .map(|(name, paths)| {
+                        (
+                            name.clone(),
+                            crate::status::TargetStatus {
+                                state: "in-sync".into(),
+                                outputs: paths.iter().map(|p| p.display().to_string()).collect(),
+                                error: None,
+                            },
+                        )
+                    })
+                    .collect();
             });
             status
                 .metrics
@@ -317,10 +332,15 @@ impl Controller {
         let metrics = &self.status.metrics;
         metrics.outputs_written.inc_by(applied.written);
         metrics.outputs_removed.inc_by(applied.removed);
-        for _ in 0..applied.hooks_run - applied.hook_failures.len() as u64 {
+        let hooks_failed = applied
+            .problems
+            .iter()
+            .filter(|p| p.reason == crate::status::Reason::Hook)
+            .count() as u64;
+        for _ in 0..applied.hooks_run - hooks_failed {
             Metrics::count(&metrics.hooks_run, "ok");
         }
-        for _ in &applied.hook_failures {
+        for _ in 0..hooks_failed {
             Metrics::count(&metrics.hooks_run, "failed");
         }
         let mut outputs = self
@@ -363,7 +383,7 @@ impl Controller {
             "{}",
             if is_new { "applied" } else { "resynced" }
         );
-        refusals.extend(applied.hook_failures);
+        refusals.extend(applied.problems);
         let clean = refusals.is_empty();
         self.report(refusals, true);
         self.status.update(|doc| {
