@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 /// Why a commit (or a reconcile) was refused; a metric label and a status field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// The signature did not verify (unsigned, unknown key, …).
@@ -40,6 +40,32 @@ pub enum Reason {
     Fetch,
     /// Reading the repository failed.
     Repository,
+}
+
+impl Reason {
+    /// The name `/status` uses (its serde name), so a metric label matches the status field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verification => "verification",
+            Self::Authorisation => "authorisation",
+            Self::Schema => "schema",
+            Self::Decryption => "decryption",
+            Self::Policy => "policy",
+            Self::Output => "output",
+            Self::Hook => "hook",
+            Self::ForcePush => "force-push",
+            Self::Fetch => "fetch",
+            Self::Repository => "repository",
+        }
+    }
+}
+
+// By hand: the derive would label with the Rust variant name (`ForcePush`), not the name
+// `/status` and the documentation use (`force-push`).
+impl EncodeLabelValue for Reason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 /// A refusal: which commit, which path, why (no values, ever).
@@ -263,5 +289,39 @@ impl Status {
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_labels_are_the_status_reason_names() {
+        let metrics = Metrics::new();
+        for reason in [
+            Reason::Verification,
+            Reason::Authorisation,
+            Reason::Schema,
+            Reason::Decryption,
+            Reason::Policy,
+            Reason::Output,
+            Reason::Hook,
+            Reason::ForcePush,
+            Reason::Fetch,
+            Reason::Repository,
+        ] {
+            let name = serde_json::to_value(reason).expect("serialises");
+            assert_eq!(name, reason.as_str());
+            metrics
+                .failures
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            let label = format!(
+                "sealops_reconcile_failures_total{{reason=\"{}\"}} 1",
+                reason.as_str()
+            );
+            assert!(metrics.encode().contains(&label), "{}", metrics.encode());
+        }
     }
 }
