@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -43,7 +43,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The name in the status document, also the metric label (one spelling for both).
+    /// The name `/status` uses (its serde name), so a metric label matches the status field.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Verification => "verification",
@@ -60,11 +60,10 @@ impl Reason {
     }
 }
 
+// By hand: the derive would label with the Rust variant name (`ForcePush`), not the name
+// `/status` and the documentation use (`force-push`).
 impl EncodeLabelValue for Reason {
-    fn encode(
-        &self,
-        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
-    ) -> std::fmt::Result {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         std::fmt::Write::write_str(encoder, self.as_str())
     }
 }
@@ -290,5 +289,39 @@ impl Status {
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_labels_are_the_status_reason_names() {
+        let metrics = Metrics::new();
+        for reason in [
+            Reason::Verification,
+            Reason::Authorisation,
+            Reason::Schema,
+            Reason::Decryption,
+            Reason::Policy,
+            Reason::Output,
+            Reason::Hook,
+            Reason::ForcePush,
+            Reason::Fetch,
+            Reason::Repository,
+        ] {
+            let name = serde_json::to_value(reason).expect("serialises");
+            assert_eq!(name, reason.as_str());
+            metrics
+                .failures
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            let label = format!(
+                "sealops_reconcile_failures_total{{reason=\"{}\"}} 1",
+                reason.as_str()
+            );
+            assert!(metrics.encode().contains(&label), "{}", metrics.encode());
+        }
     }
 }

@@ -506,3 +506,441 @@ pub mod kit {
         }
     }
 }
+
+// =============================================================================================
+// Remote repositories (used by tests/controller_remote.rs): a bare copy of the Fleet's repository
+// served by the real `git daemon`, a long-running controller with its HTTP endpoints, and a
+// minimal HTTP/1.1 client. Kept in its own module so other appended helpers cannot clash.
+// =============================================================================================
+
+pub mod remote {
+    use std::io::{Read as _, Write as _};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::Fleet;
+    use crate::common::git;
+
+    /// How long any wait may take before the test is declared hung. A hang guard only: no test
+    /// asserts how fast something happens.
+    pub const DEADLINE: Duration = Duration::from_secs(90);
+
+    /// A port nobody listens on right now (bind to port 0, read it, drop the listener).
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port()
+    }
+
+    /// Polls `probe` until it returns `Some`; panics with `what` and the last `diagnose()` when
+    /// the hang guard expires.
+    pub fn wait_for<T>(
+        what: &str,
+        mut probe: impl FnMut() -> Option<T>,
+        diagnose: impl Fn() -> String,
+    ) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(found) = probe() {
+                return found;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "still waiting for {what} after {DEADLINE:?} (hang guard)\n{}",
+                diagnose()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The real `git daemon` serving `base` on 127.0.0.1:`port`; killed on drop.
+    #[derive(Debug)]
+    pub struct GitDaemon {
+        child: Child,
+        pub port: u16,
+    }
+
+    impl GitDaemon {
+        /// Starts the daemon and returns once the port accepts connections. A start that
+        /// cannot bind yet (the previous daemon's port still held) is retried until the guard.
+        pub fn start(base: &Path, port: u16) -> Self {
+            let log = base.with_file_name(format!("git-daemon-{port}.log"));
+            let program = Path::new(git(base, &["--exec-path"]).trim()).join("git-daemon");
+            let mut attempt = || -> Option<Self> {
+                let log_file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("daemon log");
+                // `git-daemon` itself, not `git daemon`: the `git` wrapper runs it as a child
+                // that would outlive a kill of the wrapper and keep serving.
+                let child = Command::new(&program)
+                    .arg("--reuseaddr")
+                    .arg("--listen=127.0.0.1")
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--base-path={}", base.display()))
+                    .arg("--export-all")
+                    .arg("--informative-errors")
+                    .arg(base)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .env("GIT_CONFIG_NOSYSTEM", "1")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log_file)
+                    .spawn()
+                    .expect("git daemon runs (git is required)");
+                let mut daemon = Self { child, port };
+                loop {
+                    if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                        return Some(daemon);
+                    }
+                    if daemon.child.try_wait().expect("daemon state").is_some() {
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            };
+            wait_for(
+                &format!("git daemon listening on 127.0.0.1:{port}"),
+                &mut attempt,
+                || std::fs::read_to_string(&log).unwrap_or_default(),
+            )
+        }
+    }
+
+    impl Drop for GitDaemon {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A bare copy of a Fleet's repository, served over git://.
+    #[derive(Debug)]
+    pub struct Served {
+        /// The daemon's base path (holds `remote.git`).
+        pub base: PathBuf,
+        pub bare: PathBuf,
+        pub port: u16,
+        daemon: Option<GitDaemon>,
+    }
+
+    impl Served {
+        /// `git://127.0.0.1:PORT/remote.git`.
+        pub fn url(&self) -> String {
+            format!("git://127.0.0.1:{}/remote.git", self.port)
+        }
+
+        /// Makes the remote unreachable: the daemon is killed, the port is left closed.
+        pub fn stop_daemon(&mut self) {
+            drop(self.daemon.take());
+        }
+
+        /// Serves again on the same port.
+        pub fn restart_daemon(&mut self) {
+            assert!(self.daemon.is_none(), "the daemon is already running");
+            self.daemon = Some(GitDaemon::start(&self.base, self.port));
+        }
+    }
+
+    /// A reply from [`http`].
+    #[derive(Debug)]
+    pub struct Reply {
+        pub status: u16,
+        pub body: String,
+    }
+
+    /// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
+    pub fn http(
+        address: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Reply> {
+        let mut stream = TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(DEADLINE))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let raw = String::from_utf8_lossy(&raw);
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status line in {head:?}"));
+        Ok(Reply {
+            status,
+            body: body.to_owned(),
+        })
+    }
+
+    /// The value of one series (`name{labels}` exactly as exposed) in OpenMetrics text; 0 when
+    /// the series is absent (a counter never incremented is not exposed).
+    pub fn metric(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .map(|value| {
+                        value
+                            .split_whitespace()
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| panic!("metric line {line:?}"))
+                    })
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// `sealops-controller run` (long-running, `--log-level trace`, stderr to a file); killed
+    /// on drop unless [`RunningController::terminate`] stopped it.
+    #[derive(Debug)]
+    pub struct RunningController {
+        child: Child,
+        pub address: SocketAddr,
+        pub log: PathBuf,
+    }
+
+    impl RunningController {
+        pub fn get(&self, path: &str) -> Reply {
+            http(self.address, "GET", path, &[], b"")
+                .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log_excerpt()))
+        }
+
+        pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+            http(self.address, "POST", path, headers, body)
+                .unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log_excerpt()))
+        }
+
+        pub fn status(&self) -> serde_json::Value {
+            let reply = self.get("/status");
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            serde_json::from_str(&reply.body).expect("/status is JSON")
+        }
+
+        pub fn metrics(&self) -> String {
+            let reply = self.get("/metrics");
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply.body
+        }
+
+        /// The value of a series in `/metrics`, e.g. `sealops_fetches_total{result="ok"}`.
+        pub fn metric(&self, series: &str) -> f64 {
+            metric(&self.metrics(), series)
+        }
+
+        pub fn stderr(&self) -> String {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        }
+
+        /// The log without its TRACE and DEBUG lines (the full log is `self.log`), for failure
+        /// messages.
+        pub fn log_excerpt(&self) -> String {
+            let log = self.stderr();
+            let kept: Vec<&str> = log
+                .lines()
+                .filter(|line| !line.contains("TRACE") && !line.contains("DEBUG"))
+                .collect();
+            kept[kept.len().saturating_sub(60)..].join("\n")
+        }
+
+        /// Polls `/status` until `condition` holds; returns that status document.
+        pub fn wait_status(
+            &mut self,
+            what: &str,
+            condition: impl Fn(&serde_json::Value) -> bool,
+        ) -> serde_json::Value {
+            let mut last = serde_json::Value::Null;
+            let started = Instant::now();
+            loop {
+                if let Some(exit) = self.child.try_wait().expect("controller state") {
+                    panic!(
+                        "the controller exited ({exit}) while waiting for {what}\n{}",
+                        self.log_excerpt()
+                    );
+                }
+                if let Ok(reply) = http(self.address, "GET", "/status", &[], b"")
+                    && reply.status == 200
+                {
+                    last = serde_json::from_str(&reply.body).expect("/status is JSON");
+                    if condition(&last) {
+                        return last;
+                    }
+                }
+                assert!(
+                    started.elapsed() < DEADLINE,
+                    "still waiting for {what} after {DEADLINE:?} (hang guard)\nstatus: {last:#}\nlog:\n{}",
+                    self.log_excerpt()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        /// Sends SIGTERM and waits for the exit (hang guard only).
+        pub fn terminate(&mut self) -> ExitStatus {
+            let sent = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(sent.success(), "kill -TERM failed");
+            let child = &mut self.child;
+            wait_for(
+                "the controller to exit after SIGTERM",
+                || child.try_wait().expect("controller state"),
+                String::new,
+            )
+        }
+
+        /// Asserts none of `values` appears in the log, `/status` or `/metrics`.
+        pub fn assert_never_shows(&self, values: &[&str]) {
+            let (stderr, status, metrics) = (
+                self.stderr(),
+                self.get("/status").body,
+                self.get("/metrics").body,
+            );
+            for value in values {
+                assert!(!stderr.contains(value), "the log holds a secret value");
+                assert!(!status.contains(value), "/status holds a secret value");
+                assert!(!metrics.contains(value), "/metrics holds a secret value");
+            }
+        }
+    }
+
+    impl Drop for RunningController {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Fleet {
+        /// `git clone --bare` of the repository into `served/remote.git` (not served).
+        pub fn bare_remote(&self) -> PathBuf {
+            let base = self.world.dir.path().join("served");
+            std::fs::create_dir_all(&base).expect("served dir");
+            let bare = base.join("remote.git");
+            git(
+                &base,
+                &[
+                    "clone",
+                    "-q",
+                    "--bare",
+                    &self.repo().display().to_string(),
+                    "remote.git",
+                ],
+            );
+            bare
+        }
+
+        /// A bare copy served by `git daemon` on a free port.
+        pub fn serve_remote(&self) -> Served {
+            let bare = self.bare_remote();
+            let base = bare.parent().expect("base").to_owned();
+            let port = free_port();
+            let daemon = GitDaemon::start(&base, port);
+            Served {
+                base,
+                bare,
+                port,
+                daemon: Some(daemon),
+            }
+        }
+
+        /// Pushes `main` to the bare repository by path.
+        pub fn push_to(&self, bare: &Path, force: bool) {
+            let target = bare.display().to_string();
+            let mut args = vec!["push", "-q"];
+            if force {
+                args.push("--force");
+            }
+            args.extend([target.as_str(), "main"]);
+            git(self.repo(), &args);
+        }
+
+        /// [`Fleet::config_text`] following `url` instead of the local path.
+        pub fn remote_config_text(&self, url: &str, extra: &str) -> String {
+            let text = self.config_text(extra);
+            let local = format!("repository:\n  path: {}\n", self.repo().display());
+            assert!(text.contains(&local), "config_text changed shape: {text}");
+            text.replacen(&local, &format!("repository:\n  url: {url}\n"), 1)
+        }
+
+        pub fn write_remote_config(&self, url: &str, extra: &str) {
+            std::fs::write(&self.config, self.remote_config_text(url, extra)).expect("config");
+        }
+
+        /// `http:` (listen on `port`, webhook secret in `webhook.secret`) and `poll:` YAML for
+        /// [`Fleet::write_remote_config`]'s `extra`.
+        pub fn http_and_poll_yaml(&self, port: u16, secret: &str, interval: &str) -> String {
+            let secret_file = self.world.dir.path().join("webhook.secret");
+            std::fs::write(&secret_file, format!("{secret}\n")).expect("secret file");
+            format!(
+                "http:\n  listen: 127.0.0.1:{port}\n  webhook_secret_file: {}\npoll:\n  interval: {interval}\n  jitter: 0s\n",
+                secret_file.display()
+            )
+        }
+
+        /// Starts `sealops-controller run` with the written configuration; returns once its
+        /// HTTP endpoints answer `/healthz` (listening on `http_port`).
+        pub fn spawn_controller(&self, http_port: u16) -> RunningController {
+            let log = self
+                .world
+                .dir
+                .path()
+                .join(format!("controller-{http_port}.log"));
+            let log_file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("controller log");
+            let child = self
+                .controller()
+                .args(["run", "--log-level", "trace", "--config"])
+                .arg(&self.config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .expect("the controller starts");
+            let mut running = RunningController {
+                child,
+                address: SocketAddr::from(([127, 0, 0, 1], http_port)),
+                log,
+            };
+            let address = running.address;
+            let mut exited = None;
+            wait_for(
+                "the controller's /healthz",
+                || {
+                    if let Some(exit) = running.child.try_wait().expect("controller state") {
+                        exited = Some(exit);
+                        return Some(());
+                    }
+                    http(address, "GET", "/healthz", &[], b"")
+                        .ok()
+                        .filter(|reply| reply.status == 200)
+                        .map(|_| ())
+                },
+                String::new,
+            );
+            if let Some(exit) = exited {
+                panic!("the controller exited ({exit}):\n{}", running.log_excerpt());
+            }
+            running
+        }
+    }
+}
