@@ -944,3 +944,71 @@ pub mod remote {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for large repositories (tests/controller_crash.rs): manifests sealed in process with
+// the repository's recipient, so hundreds of them cost milliseconds rather than a `sealops`
+// process each, and signed commits of prepared trees, so a test can flip the branch between two
+// contents without touching the working tree.
+
+impl Fleet {
+    /// Writes `secrets/<secret>.yaml` holding `values`, sealed in process to the repository's
+    /// recipient (`prod`); replaces any manifest already there.
+    pub fn write_sealed(&self, secret: &str, values: &[(&str, &str)]) {
+        use sealops_core::keys::{IdentitySet, Recipient};
+        use sealops_core::manifest::{Manifest, Scope, SecretPath};
+        use sealops_core::seal::RecipientNames;
+        use sealops_core::secret::SecretValue;
+
+        let recipient: Recipient = self.world.public.parse().expect("the recipient parses");
+        let path = SecretPath::parse(secret).expect("a valid secret path");
+        let mut manifest = Manifest::new(path, Scope::Strict);
+        let file = format!("secrets/{secret}.yaml");
+        manifest
+            .seal_values(
+                &file,
+                values
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), SecretValue::from(*v)))
+                    .collect(),
+                &[recipient],
+                &IdentitySet::new(),
+                &RecipientNames::default(),
+            )
+            .expect("seals");
+        self.write(&file, &manifest.to_yaml());
+    }
+
+    /// Stages everything and returns the tree id, without committing.
+    pub fn stage_tree(&self) -> String {
+        git(self.repo(), &["add", "-A"]);
+        git(self.repo(), &["write-tree"]).trim().to_owned()
+    }
+
+    /// Commits `tree` on top of `main`, signed by alice, and moves `main` to it (the working
+    /// tree is left as it is: the controller reads commits, never the checkout).
+    pub fn commit_tree(&self, tree: &str, message: &str) -> String {
+        let key = format!("user.signingkey={}", self.alice.private.display());
+        let parent = git(self.repo(), &["rev-parse", "refs/heads/main"]);
+        let commit = git(
+            self.repo(),
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &key,
+                "commit-tree",
+                "-S",
+                "-p",
+                parent.trim(),
+                "-m",
+                message,
+                tree,
+            ],
+        )
+        .trim()
+        .to_owned();
+        git(self.repo(), &["update-ref", "refs/heads/main", &commit]);
+        commit
+    }
+}
