@@ -3,10 +3,10 @@
 //! `cargo build --release -p sealops-controller && cargo bench -p sealops-controller --bench reconcile`
 //! prints, in one run:
 //! - the limit: one X25519 stanza unwrap (single core), and what 10,000 of them cost on one core
-//!   and on every core;
+//!   and on every core; and, for writes, one atomic file write (fsync included) on this disk;
 //! - a full reconcile of 10,000 manifests (100 targets × 100 dotenv outputs) through the library
 //!   (`Controller::new` + `reconcile(true)`): the first apply (every file written) and a resync
-//!   with a fresh controller (cold session cache, outputs already in place), against the limit;
+//!   with a fresh controller (cold session cache, outputs already in place), against the limits;
 //! - an incremental reconcile after one changed manifest, in that repository and in one of 1,000
 //!   manifests (it should not grow with the repository);
 //! - the peak resident memory of the real binary (`run --once`, first apply of the 10,000);
@@ -71,6 +71,22 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf8")
 }
 
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                newest(&path)
+            } else {
+                entry.metadata().and_then(|m| m.modified()).ok()
+            }
+        })
+        .max()
+}
+
 /// The release `sealops-controller` beside this bench executable (`target/release/deps/…`).
 fn controller_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the bench's own path");
@@ -84,16 +100,26 @@ fn controller_binary() -> PathBuf {
         "{} is missing: build it first with `cargo build --release -p sealops-controller` (cargo bench does not build binaries)",
         bin.display()
     );
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(bin_time), Some(exe_time)) = (modified(&bin), modified(&exe))
-        && bin_time < exe_time
+    bin
+}
+
+/// Says so when the binary is older than the sources it is built from: its numbers would be
+/// of an older controller.
+fn warn_if_stale(bin: &Path) {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = [crates.join("src"), crates.join("../core/src")]
+        .iter()
+        .filter_map(|dir| newest(dir))
+        .max();
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
+    if let (Some(sources), Some(built)) = (sources, built)
+        && built < sources
     {
         println!(
-            "note: {} is older than this bench; rebuild it with `cargo build --release -p sealops-controller` if the controller changed",
+            "warning: {} is older than controller/src or core/src: rebuild it with `cargo build --release -p sealops-controller`",
             bin.display()
         );
     }
-    bin
 }
 
 /// The cost of one X25519 unwrap (ECDH + HKDF + ChaCha20-Poly1305 of a 16-byte file key), as
@@ -133,6 +159,27 @@ fn unwrap_limit() -> Duration {
             .collect(),
     );
     total / UNWRAPS as u32
+}
+
+/// The cost of one atomic file write on the disk the outputs are on (temp file, write, fsync,
+/// rename, fsync of the directory: what every changed output costs), over 200 writes.
+fn atomic_write_cost(dir: &Path) -> Duration {
+    const WRITES: u32 = 200;
+    let dir = dir.join("write-limit");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let start = Instant::now();
+    for i in 0..WRITES {
+        let content = format!("DB_PASSWORD='write-{i}-{}'\n", "x".repeat(120));
+        sealops_core::fsutil::write_atomic(
+            &dir.join(format!("f{}", i % 20)),
+            content.as_bytes(),
+            0o600,
+        )
+        .expect("writes");
+    }
+    let cost = start.elapsed() / WRITES;
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    cost
 }
 
 /// A local repository of `manifests` manifests (3 values each) in targets of 100 dotenv
@@ -444,37 +491,8 @@ fn commit_to_output(repo: &Repository) -> Vec<Duration> {
 }
 
 fn main() {
-    if std::env::var("SCRATCH_PROFILE").is_ok() {
-        let large = Repository::build(LARGE);
-        let mut controller = Controller::new(&large.config()).expect("controller");
-        reconcile(&mut controller, true, "first apply");
-        println!("READY {}", std::process::id());
-        std::thread::sleep(Duration::from_secs(5));
-        for run in 0..30 {
-            large.seal(run * 13, &format!("p{run}"));
-            git(&large.repo, &["add", "-A"]);
-            let key = format!("user.signingkey={}", large.alice_key.display());
-            git(
-                &large.repo,
-                &[
-                    "-c",
-                    "gpg.format=ssh",
-                    "-c",
-                    &key,
-                    "commit",
-                    "-q",
-                    "-S",
-                    "-m",
-                    "x",
-                ],
-            );
-            let t = reconcile(&mut controller, false, "inc");
-            println!("inc {:.1} ms", ms(t));
-        }
-        return;
-    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    controller_binary();
+    warn_if_stale(&controller_binary());
 
     // a. The limit.
     let unwrap = unwrap_limit();
@@ -505,11 +523,18 @@ fn main() {
 
     // b. Full reconcile with a fresh controller (cold session cache).
     let config = large.config();
+    let write_cost = atomic_write_cost(large.dir.path());
     let mut controller = Controller::new(&config).expect("controller");
     let first = reconcile(&mut controller, true, "first apply");
     println!(
-        "full reconcile, first apply ({LARGE} outputs written, fsync each): {}",
-        against_limit(first)
+        "limit: one atomic file write on this disk (temp, fsync, rename, fsync dir) {:.2} ms; {LARGE} of them {:.1} s",
+        ms(write_cost),
+        (write_cost * LARGE as u32).as_secs_f64()
+    );
+    println!(
+        "full reconcile, first apply ({LARGE} outputs written): {}; {:.2}× {LARGE} atomic writes",
+        against_limit(first),
+        first.as_secs_f64() / (write_cost * LARGE as u32).as_secs_f64()
     );
     let cold = median(
         (0..3)
