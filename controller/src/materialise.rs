@@ -638,10 +638,11 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
     Ok(report)
 }
 
-/// Per-target status after a plan was applied.
-pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
-    let mut statuses: BTreeMap<String, TargetStatus> = plan
-        .outputs
+/// Targets whose outputs reflect the applied commit, as the status reports them.
+pub fn in_sync_statuses(
+    outputs: &BTreeMap<String, Vec<PathBuf>>,
+) -> BTreeMap<String, TargetStatus> {
+    outputs
         .iter()
         .map(|(name, paths)| {
             (
@@ -653,7 +654,12 @@ pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Per-target status after a plan was applied.
+pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
+    let mut statuses = in_sync_statuses(&plan.outputs);
     for name in &plan.not_selected {
         statuses.insert(
             name.clone(),

@@ -118,20 +118,7 @@ impl Controller {
                     commit_time: state.commit_time,
                 });
                 // Until a reconcile says otherwise, targets are as the last apply left them.
-                doc.targets = state
-                    .outputs
-                    .iter()
-                    .map(|(name, paths)| {
-                        (
-                            name.clone(),
-                            crate::status::TargetStatus {
-                                state: "in-sync".into(),
-                                outputs: paths.iter().map(|p| p.display().to_string()).collect(),
-                                error: None,
-                            },
-                        )
-                    })
-                    .collect();
+                doc.targets = materialise::in_sync_statuses(&state.outputs);
             });
             status
                 .metrics
