@@ -350,6 +350,46 @@ fn an_allowed_hook_runs_once_per_change_and_an_unlisted_one_refuses_the_commit()
 }
 
 #[test]
+fn hooks_a_killed_controller_owed_run_after_the_restart() {
+    let fleet = kit::single_approver_fleet();
+    let marker = fleet.world.dir.path().join("hook-runs");
+    // The first run records its pid and stays in the hook, where the controller is killed: the
+    // output has changed, the hook has not finished.
+    let hook = format!(
+        "hooks:\n  slow:\n    command: [sh, -c, 'echo $$ >> {m}; [ $(wc -l < {m}) -gt 1 ] || exec sleep 60']\n    timeout: 120s\n",
+        m = marker.display()
+    );
+    fleet.write_config(&hook);
+    once_in_sync(&fleet);
+    fleet.write("targets/payments.yaml", &target_with_hook("slow"));
+    fleet.set("apps/payments/db", "DB_PASSWORD", "owed-Value-61");
+    fleet.commit("reload payments when its secrets change");
+
+    let mut running = kit::spawn(&fleet, &hook);
+    let runs = || std::fs::read_to_string(&marker).unwrap_or_default();
+    kit::wait_until("the hook to start", || runs().lines().count() == 1);
+    assert!(db_env(&fleet).contains(&password_line("owed-Value-61")));
+    running.child.kill().expect("kill -9");
+    running.child.wait().expect("reaped");
+    let sleeping = runs().trim().to_owned();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &sleeping])
+        .status();
+    assert!(
+        fleet.state.join("applying.json").exists(),
+        "the interrupted apply is recorded"
+    );
+
+    // The restarted controller finds every output already right, and still owes the hook.
+    fleet.write_config(&hook);
+    once_in_sync(&fleet);
+    assert_eq!(runs().lines().count(), 2, "the owed hook ran once more");
+    assert!(!fleet.state.join("applying.json").exists());
+    once_in_sync(&fleet);
+    assert_eq!(runs().lines().count(), 2, "and is owed no longer");
+}
+
+#[test]
 fn a_restart_leaves_outputs_in_place_untouched() {
     use std::os::unix::fs::MetadataExt;
     let fleet = Fleet::new();

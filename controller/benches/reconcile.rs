@@ -406,11 +406,19 @@ fn reconcile(controller: &mut Controller, full: bool, what: &str) -> Duration {
     elapsed
 }
 
+/// `SEALOPS_BENCH_INCREMENTAL_RUNS` raises the number of runs, e.g. to profile them.
+fn incremental_runs() -> usize {
+    std::env::var("SEALOPS_BENCH_INCREMENTAL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(INCREMENTAL_RUNS)
+}
+
 /// Median incremental reconcile (`reconcile(false)`) after one changed manifest, on a
 /// controller that already applied the head (warm, as a long-running one is).
 fn incremental(repo: &Repository, controller: &mut Controller) -> Duration {
     median(
-        (0..INCREMENTAL_RUNS)
+        (0..incremental_runs())
             .map(|run| {
                 repo.change((run * 7919) % repo.manifests, &format!("incremental-{run}"));
                 reconcile(controller, false, "incremental reconcile")
@@ -526,6 +534,20 @@ fn main() {
     let write_cost = atomic_write_cost(large.dir.path());
     let mut controller = Controller::new(&config).expect("controller");
     let first = reconcile(&mut controller, true, "first apply");
+    if std::env::var_os("SEALOPS_BENCH_ONLY_INCREMENTAL").is_some() {
+        // For profiling: only the large repository's incremental reconciles.
+        println!(
+            "first apply {:.2} s; incremental runs start",
+            first.as_secs_f64()
+        );
+        let runs = incremental(&large, &mut controller);
+        println!(
+            "incremental reconcile (median of {}): {:.1} ms",
+            incremental_runs(),
+            ms(runs)
+        );
+        return;
+    }
     println!(
         "limit: one atomic file write on this disk (temp, fsync, rename, fsync dir) {:.2} ms; {LARGE} of them {:.1} s",
         ms(write_cost),
@@ -563,7 +585,8 @@ fn main() {
     let small_incremental = incremental(&small, &mut small_controller);
     drop(small_controller);
     println!(
-        "incremental reconcile after one changed manifest (its target of {OUTPUTS_PER_TARGET} outputs re-rendered, median of {INCREMENTAL_RUNS}): {:.1} ms with {LARGE} manifests, {:.1} ms with {SMALL}",
+        "incremental reconcile after one changed manifest (its target of {OUTPUTS_PER_TARGET} outputs re-rendered, median of {}): {:.1} ms with {LARGE} manifests, {:.1} ms with {SMALL}",
+        incremental_runs(),
         ms(large_incremental),
         ms(small_incremental)
     );

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use sealops_core::authz::Authority;
 use sealops_core::config::Config;
 use sealops_core::controller_config::RemovedOutputs;
+use sealops_core::gittree::Trees;
 use sealops_core::keys::IdentitySet;
 use sealops_core::manifest::{Manifest, SecretPath};
 use sealops_core::policy::{Operation, Request};
@@ -28,7 +29,7 @@ use sealops_core::target::Target;
 use zeroize::Zeroizing;
 
 use crate::output::{self, OutputRoots, Ownership, Written};
-use crate::state::AppliedState;
+use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
 use crate::status::{Reason, Refusal, TargetStatus};
 
 /// Every value of one manifest by key.
@@ -110,24 +111,24 @@ fn git(commit: Oid, what: &str, e: git2::Error) -> Vec<Refusal> {
     }]
 }
 
-fn blob_text(repo: &Repository, tree: &Tree<'_>, path: &str) -> Option<Result<String, String>> {
-    let entry = tree.get_path(Path::new(path)).ok()?;
-    Some(
-        repo.find_blob(entry.id())
-            .map_err(|e| e.to_string())
-            .and_then(|blob| {
-                String::from_utf8(blob.content().to_vec())
-                    .map_err(|_| "is not UTF-8 text".to_owned())
-            }),
-    )
+fn blob_text(trees: &Trees<'_>, tree: &Tree<'_>, path: &str) -> Option<Result<String, String>> {
+    match trees.blob(tree, path) {
+        Ok(None) => None,
+        Ok(Some(bytes)) => {
+            Some(String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_owned()))
+        }
+        Err(e) => Some(Err(e.to_string())),
+    }
 }
 
 /// `targets/*.yaml` of a tree: (name, repository path, blob id).
-fn target_files(repo: &Repository, tree: &Tree<'_>) -> Vec<(String, String, Oid)> {
-    let Ok(entry) = tree.get_path(Path::new("targets")) else {
-        return Vec::new();
-    };
-    let Ok(dir) = repo.find_tree(entry.id()) else {
+fn target_files(trees: &Trees<'_>, tree: &Tree<'_>) -> Vec<(String, String, Oid)> {
+    let Some(dir) = trees
+        .entry(tree, "targets")
+        .ok()
+        .flatten()
+        .and_then(|e| trees.tree(e.id).ok())
+    else {
         return Vec::new();
     };
     dir.iter()
@@ -139,24 +140,6 @@ fn target_files(repo: &Repository, tree: &Tree<'_>) -> Vec<(String, String, Oid)
             Some((stem.to_owned(), format!("targets/{name}"), e.id()))
         })
         .collect()
-}
-
-/// Paths that differ between two trees.
-fn changed_paths(
-    repo: &Repository,
-    old: &Tree<'_>,
-    new: &Tree<'_>,
-) -> Result<HashSet<String>, git2::Error> {
-    let diff = repo.diff_tree_to_tree(Some(old), Some(new), None)?;
-    let mut paths = HashSet::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(path) = file.path().and_then(Path::to_str) {
-                paths.insert(path.to_owned());
-            }
-        }
-    }
-    Ok(paths)
 }
 
 /// Plans `commit`. With `previous` (the applied state and its commit) and `full == false`, only
@@ -174,6 +157,7 @@ pub fn plan(
         .map_err(|e| git(commit, "the commit", e))?;
     let commit_time = found.time().seconds();
     let tree = found.tree().map_err(|e| git(commit, "the tree", e))?;
+    let trees = Trees::new(repo);
     let authority = Authority::from_tree(repo, &tree).map_err(|e| {
         vec![refuse(
             commit,
@@ -182,7 +166,7 @@ pub fn plan(
             format!("{e}"),
         )]
     })?;
-    let names = match blob_text(repo, &tree, CONFIG_FILE) {
+    let names = match blob_text(&trees, &tree, CONFIG_FILE) {
         Some(Ok(text)) => Config::parse(&text, CONFIG_FILE)
             .map(|c| RecipientNames::new(&c.recipients()))
             .unwrap_or_default(),
@@ -197,7 +181,15 @@ pub fn plan(
     });
     let changed = match (&previous_tree, full) {
         (Some(old), false) => {
-            Some(changed_paths(repo, old, &tree).map_err(|e| git(commit, "the change", e))?)
+            let changes = trees
+                .changes(Some(old), &tree)
+                .map_err(|e| git(commit, "the change", e))?;
+            Some(
+                changes
+                    .into_iter()
+                    .map(|c| c.path)
+                    .collect::<HashSet<String>>(),
+            )
         }
         _ => None,
     };
@@ -215,12 +207,12 @@ pub fn plan(
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let mut seen = HashSet::new();
-    for (name, file, blob) in target_files(repo, &tree) {
+    for (name, file, blob) in target_files(&trees, &tree) {
         seen.insert(blob);
         let target = match parsed.get(&blob) {
             Some(target) => target.clone(),
             None => {
-                let text = match blob_text(repo, &tree, &file) {
+                let text = match blob_text(&trees, &tree, &file) {
                     Some(Ok(text)) => text,
                     Some(Err(problem)) => {
                         refusals.push(refuse(
@@ -278,28 +270,30 @@ pub fn plan(
     }
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut outputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let mut claimed: BTreeMap<PathBuf, String> = BTreeMap::new();
+    // Each file has one writer. Outputs of targets nothing touched were checked when they were
+    // applied and only need to be known here (borrowed, not copied: with 10,000 outputs this
+    // runs on every reconcile); outputs resolved now are checked against all of them.
+    let mut kept_claims: HashMap<&Path, &str> = HashMap::new();
+    let mut claimed: HashMap<PathBuf, String> = HashMap::new();
+    let mut reworked: HashSet<&str> = HashSet::new();
+    for (name, (file, target)) in &selected {
+        if !needs_work(name, file, target)
+            && let Some(unchanged) = previous.and_then(|p| p.outputs.get(name))
+        {
+            for destination in unchanged {
+                kept_claims.insert(destination, file);
+            }
+        }
+    }
     for (name, (file, target)) in &selected {
         let work = needs_work(name, file, target);
         if !work && let Some(unchanged) = previous.and_then(|p| p.outputs.get(name)) {
             // Neither the target nor what governs it changed: its destinations are the ones
             // resolved when it was last applied, and nothing of it is written now.
-            for destination in unchanged {
-                if let Some(other) = claimed.insert(destination.clone(), file.clone()) {
-                    refusals.push(refuse(
-                        commit,
-                        file,
-                        Reason::Output,
-                        format!(
-                            "{file}: {} is also written by {other}; each file has one writer",
-                            destination.display()
-                        ),
-                    ));
-                }
-            }
             outputs.insert(name.clone(), unchanged.clone());
             continue;
         }
+        reworked.insert(name);
         let mut destinations = Vec::new();
         for (index, out) in target.outputs.iter().enumerate() {
             let at = format!("{file} output {}", index + 1);
@@ -310,7 +304,11 @@ pub fn plan(
                     continue;
                 }
             };
-            if let Some(other) = claimed.insert(destination.clone(), at.clone()) {
+            let other = kept_claims
+                .get(destination.as_path())
+                .map(|file| (*file).to_owned())
+                .or_else(|| claimed.insert(destination.clone(), at.clone()));
+            if let Some(other) = other {
                 refusals.push(refuse(
                     commit,
                     file,
@@ -400,7 +398,7 @@ pub fn plan(
     let mut texts = Vec::with_capacity(secrets.len());
     for secret in &secrets {
         let file = format!("secrets/{secret}.yaml");
-        match blob_text(repo, &tree, &file) {
+        match blob_text(&trees, &tree, &file) {
             Some(Ok(text)) => texts.push((secret.clone(), file, text)),
             Some(Err(problem)) => refusals.push(refuse(
                 commit,
@@ -473,9 +471,15 @@ pub fn plan(
     let mut removals = Vec::new();
     if let Some(previous) = previous {
         for (name, old) in &previous.outputs {
+            if outputs.contains_key(name) && !reworked.contains(name.as_str()) {
+                continue; // the same outputs as before
+            }
             let kept: HashSet<&PathBuf> = outputs.get(name).into_iter().flatten().collect();
             for path in old {
-                if !kept.contains(path) && !claimed.contains_key(path) {
+                if !kept.contains(path)
+                    && !claimed.contains_key(path)
+                    && !kept_claims.contains_key(path.as_path())
+                {
                     removals.push((name.clone(), path.clone()));
                 }
             }
@@ -556,9 +560,58 @@ pub struct ApplyReport {
 
 /// Writes the plan's outputs, removes outputs of removed targets (unless configured to keep
 /// them), and runs each changed output's hooks once.
-pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
+///
+/// The apply is recorded in the state directory before the first output changes (see
+/// [`InProgress`]): hooks a killed controller owed are run by the next apply, together with its
+/// own.
+pub fn apply(engine: &Engine, plan: &Plan, state: &StateFile) -> Result<ApplyReport, Refusal> {
     let mut report = ApplyReport::default();
-    let mut hooks: BTreeSet<(String, String)> = BTreeSet::new();
+    let refusal = |path: &Path, message: String| Refusal {
+        commit: Some(plan.commit.to_string()),
+        path: Some(path.display().to_string()),
+        reason: Reason::Output,
+        message,
+    };
+    let owed = match state.interrupted_apply() {
+        Ok(owed) => owed.map(|o| o.hooks).unwrap_or_default(),
+        Err(e) => {
+            report.problems.push(refusal(
+                state.path(),
+                format!("{e}; hooks an interrupted apply owed may not have run"),
+            ));
+            BTreeSet::new()
+        }
+    };
+    let mut hooks: BTreeSet<PendingHook> = owed.clone();
+    if !plan.writes.is_empty() || !plan.removals.is_empty() || !owed.is_empty() {
+        let record = InProgress {
+            commit: plan.commit.to_string(),
+            directories: plan
+                .writes
+                .iter()
+                .map(|w| &w.destination)
+                .chain(plan.removals.iter().map(|(_, path)| path))
+                .filter_map(|p| p.parent().map(Path::to_owned))
+                .collect(),
+            hooks: plan
+                .writes
+                .iter()
+                .flat_map(|w| {
+                    w.hooks.iter().map(|hook| PendingHook {
+                        target: w.target.clone(),
+                        hook: hook.clone(),
+                    })
+                })
+                .chain(owed)
+                .collect(),
+        };
+        state.begin_apply(&record).map_err(|e| {
+            refusal(
+                state.path(),
+                format!("{e}; no output is written until the apply can be recorded"),
+            )
+        })?;
+    }
     // Files are independent: write them in parallel (each one atomically); stop at the first
     // failure, which leaves the state file at the previous commit so the next reconcile redoes it.
     let results: Vec<Result<Written, Refusal>> = plan
@@ -576,12 +629,7 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
                         write.ownership,
                     )
                 })
-                .map_err(|e| Refusal {
-                    commit: Some(plan.commit.to_string()),
-                    path: Some(write.destination.display().to_string()),
-                    reason: Reason::Output,
-                    message: format!("target {}: {e}", write.target),
-                })
+                .map_err(|e| refusal(&write.destination, format!("target {}: {e}", write.target)))
         })
         .collect();
     for (write, written) in plan.writes.iter().zip(results) {
@@ -589,7 +637,10 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
             Written::Changed => {
                 report.written += 1;
                 for hook in &write.hooks {
-                    hooks.insert((write.target.clone(), hook.clone()));
+                    hooks.insert(PendingHook {
+                        target: write.target.clone(),
+                        hook: hook.clone(),
+                    });
                 }
             }
             Written::Unchanged => report.unchanged += 1,
@@ -623,8 +674,18 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
             report.removed += 1;
         }
     }
-    for (target, name) in hooks {
-        let spec = &engine.hooks[&name];
+    for PendingHook { target, hook: name } in hooks {
+        let Some(spec) = engine.hooks.get(&name) else {
+            report.problems.push(Refusal {
+                commit: Some(plan.commit.to_string()),
+                path: None,
+                reason: Reason::Hook,
+                message: format!(
+                    "target {target}: hook {name} (owed by an interrupted apply) is no longer on this controller's allow-list; not run"
+                ),
+            });
+            continue;
+        };
         report.hooks_run += 1;
         if let Err(problem) = crate::hooks::run(&name, spec, &target, plan.commit) {
             report.problems.push(Refusal {
@@ -634,6 +695,9 @@ pub fn apply(engine: &Engine, plan: &Plan) -> Result<ApplyReport, Refusal> {
                 message: format!("target {target}: hook {name}: {problem}"),
             });
         }
+    }
+    if let Err(e) = state.finish_apply() {
+        report.problems.push(refusal(state.path(), e.to_string()));
     }
     Ok(report)
 }
@@ -673,13 +737,9 @@ pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
     statuses
 }
 
-/// Removes temporary files a killed controller left beside its outputs.
-pub fn remove_stale_temp_files(outputs: &BTreeMap<String, Vec<PathBuf>>) {
-    let dirs: BTreeSet<&Path> = outputs
-        .values()
-        .flatten()
-        .filter_map(|p| p.parent())
-        .collect();
+/// Removes temporary files a killed controller left in the folders of its outputs.
+pub fn remove_stale_temp_files<'p>(outputs: impl IntoIterator<Item = &'p Path>) {
+    let dirs: BTreeSet<&Path> = outputs.into_iter().collect();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;

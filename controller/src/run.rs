@@ -106,9 +106,25 @@ impl Controller {
         }
         let state_file = StateFile::open(&config.state_dir)?;
         let applied = state_file.load()?;
-        if let Some(state) = &applied {
-            materialise::remove_stale_temp_files(&state.outputs);
+        let interrupted = state_file.interrupted_apply()?;
+        if let Some(apply) = &interrupted {
+            tracing::warn!(
+                commit = apply.commit,
+                hooks = apply.hooks.len(),
+                "the previous run was killed while applying; its hooks run with the next apply"
+            );
         }
+        materialise::remove_stale_temp_files(
+            applied
+                .iter()
+                .flat_map(|state| state.outputs.values().flatten())
+                .filter_map(|path| path.parent())
+                .chain(
+                    interrupted
+                        .iter()
+                        .flat_map(|apply| apply.directories.iter().map(PathBuf::as_path)),
+                ),
+        );
         let status = Arc::new(Status::new(&config.node.name, &config.repository.branch));
         if let Some(state) = &applied {
             status.update(|doc| {
@@ -309,7 +325,7 @@ impl Controller {
                 return self.finish_without_apply(head, refusals);
             }
         };
-        let applied = match materialise::apply(&self.engine, &plan) {
+        let applied = match materialise::apply(&self.engine, &plan, &self.state_file) {
             Ok(report) => report,
             Err(refusal) => {
                 self.report(vec![refusal], true);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "applied.json";
+const IN_PROGRESS_FILE: &str = "applying.json";
 
 /// The persisted state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,29 @@ pub struct AppliedState {
     /// commit changed it after the trust anchor); otherwise the local file is.
     #[serde(default)]
     pub signers_from_repository: bool,
+}
+
+/// A hook owed to a target whose output changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingHook {
+    pub target: String,
+    pub hook: String,
+}
+
+/// An apply in progress, recorded before its first output changes and removed once its hooks
+/// ran. Found at start-up, it means a controller was killed mid-apply: outputs may have changed
+/// without their hooks running, and temporary files may be left in the folders it wrote to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InProgress {
+    /// The commit being applied.
+    pub commit: String,
+    /// Folders outputs were being written to.
+    pub directories: std::collections::BTreeSet<PathBuf>,
+    /// Hooks of every output the apply was writing (run again after a crash: a hook runs at
+    /// least once per change, never zero times).
+    pub hooks: std::collections::BTreeSet<PendingHook>,
 }
 
 /// Reading or writing the state failed.
@@ -68,9 +92,66 @@ impl StateFile {
                 path: state_dir.to_owned(),
                 source,
             })?;
+        // A kill during `save` leaves its temporary file behind; the state itself is whole.
+        if let Ok(entries) = std::fs::read_dir(state_dir) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(".sealops-tmp-"))
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(Self {
             path: state_dir.join(FILE),
         })
+    }
+
+    fn in_progress_path(&self) -> PathBuf {
+        self.path.with_file_name(IN_PROGRESS_FILE)
+    }
+
+    /// The apply a killed controller left unfinished, if any.
+    pub fn interrupted_apply(&self) -> Result<Option<InProgress>, StateError> {
+        let path = self.in_progress_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                problem: e.to_string(),
+            })
+    }
+
+    /// Records an apply before its first output changes.
+    pub fn begin_apply(&self, apply: &InProgress) -> Result<(), StateError> {
+        let path = self.in_progress_path();
+        let text = serde_json::to_string(apply).expect("serialises");
+        sealops_core::fsutil::write_atomic(&path, text.as_bytes(), 0o600)
+            .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The apply finished and its hooks ran.
+    pub fn finish_apply(&self) -> Result<(), StateError> {
+        let path = self.in_progress_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StateError::Write { path, source }),
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StateError::Write {
+                path: dir.to_owned(),
+                source,
+            })
     }
 
     pub fn path(&self) -> &Path {

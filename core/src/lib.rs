@@ -19,6 +19,7 @@ pub mod controller_config;
 pub mod envelope;
 pub mod fsutil;
 pub mod gitsetup;
+pub mod gittree;
 pub mod keys;
 pub mod manifest;
 pub mod merge;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::authority::{Authority, AuthorityError, blob_text};
 use super::governed::{Governed, config_sys_paths, governed_path};
+use crate::gittree::Trees;
 use crate::manifest::Manifest;
 use crate::policy::{Operation, Request};
 use crate::repo::{CONFIG_FILE, SIGNERS_FILE};
@@ -254,6 +255,8 @@ type AuthorityKey = (Option<Oid>, Option<Oid>, Option<Oid>);
 
 struct Judge<'r> {
     repo: &'r Repository,
+    /// Trees read while judging the range, each once (a commit and its parent share most).
+    trees: Trees<'r>,
     bootstrap: &'r Bootstrap,
     bootstrap_signers: Rc<AllowedSigners>,
     head_tree: Tree<'r>,
@@ -292,6 +295,7 @@ pub fn authorise_range(
     let head_tree = head_commit.tree().map_err(git_error("the head tree"))?;
     let mut judge = Judge {
         repo,
+        trees: Trees::new(repo),
         bootstrap,
         bootstrap_signers: Rc::new(bootstrap.signers.clone()),
         head_tree,
@@ -557,7 +561,7 @@ impl<'r> Judge<'r> {
         new_tree: &Tree<'_>,
     ) -> Option<ViolationKind> {
         let operation = change.kind.operation();
-        let data = match secret_parameters(self.repo, change, old_tree, new_tree) {
+        let data = match secret_parameters(&self.trees, change, old_tree, new_tree) {
             Ok(data) => data,
             Err(problem) => return Some(ViolationKind::UnreadableManifest { problem }),
         };
@@ -712,24 +716,24 @@ impl<'r> Judge<'r> {
             .map(|(_, t)| t)
             .chain(base_tree.as_ref())
             .collect();
-        let diff = self
-            .repo
-            .diff_tree_to_tree(first, Some(tree), None)
+        let found = self
+            .trees
+            .changes(first, tree)
             .map_err(git_error("a diff"))?;
         let mut changes = Vec::new();
-        for delta in diff.deltas() {
-            let (kind, file) = match delta.status() {
-                git2::Delta::Added => (ChangeKind::Added, delta.new_file()),
-                git2::Delta::Deleted => (ChangeKind::Deleted, delta.old_file()),
-                _ => (ChangeKind::Modified, delta.new_file()),
+        for change in found {
+            let (kind, content) = match change.new {
+                None => (ChangeKind::Deleted, ApprovedContent::Deleted),
+                Some(id) if change.old.is_none() => (ChangeKind::Added, ApprovedContent::Blob(id)),
+                Some(id) => (ChangeKind::Modified, ApprovedContent::Blob(id)),
             };
-            let path = String::from_utf8_lossy(file.path_bytes().unwrap_or_default()).into_owned();
-            let content = match kind {
-                ChangeKind::Deleted => ApprovedContent::Deleted,
-                _ => ApprovedContent::Blob(delta.new_file().id()),
-            };
-            let new_id = entry_id(tree, &path);
-            if parents.len() > 1 && trusted_sources.iter().any(|t| entry_id(t, &path) == new_id) {
+            let path = change.path;
+            let new_id = self.trees.id(tree, &path);
+            if parents.len() > 1
+                && trusted_sources
+                    .iter()
+                    .any(|t| self.trees.id(t, &path) == new_id)
+            {
                 continue;
             }
             changes.push(PathChange {
@@ -742,7 +746,7 @@ impl<'r> Judge<'r> {
         }
         for change in &mut changes {
             if matches!(change.governed, Governed::Secret { .. }) {
-                change.keys = changed_keys(self.repo, &change.path, first, tree);
+                change.keys = changed_keys(&self.trees, &change.path, first, tree);
             }
         }
         Ok(changes)
@@ -750,28 +754,38 @@ impl<'r> Judge<'r> {
 }
 
 fn manifest_at(
-    repo: &Repository,
+    trees: &Trees<'_>,
     tree: Option<&Tree<'_>>,
     path: &str,
 ) -> Result<Option<Manifest>, String> {
     let Some(tree) = tree else { return Ok(None) };
-    match blob_text(repo, tree, path).map_err(|e| e.to_string())? {
+    match trees.blob(tree, path).map_err(|e| e.to_string())? {
         None => Ok(None),
-        Some(text) => Manifest::parse(&text, path)
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Some(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))?;
+            Manifest::parse(&text, path)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
-/// `(key, value)` of a manifest: plain values in clear, sealed values by their ciphertext.
-fn entries(manifest: Option<&Manifest>) -> BTreeMap<String, (bool, String)> {
+/// A manifest's value as written: sealed values compare by their ciphertext.
+#[derive(PartialEq)]
+enum Written<'m> {
+    Sealed(&'m crate::value::SealedValue),
+    Plain(&'m str),
+}
+
+/// `(key, value)` of a manifest.
+fn entries(manifest: Option<&Manifest>) -> BTreeMap<&str, Written<'_>> {
     let mut map = BTreeMap::new();
     if let Some(m) = manifest {
         for (k, v) in &m.data {
-            map.insert(k.clone(), (true, format!("{v:?}")));
+            map.insert(k.as_str(), Written::Sealed(v));
         }
         for (k, v) in &m.plain {
-            map.insert(k.clone(), (false, v.clone()));
+            map.insert(k.as_str(), Written::Plain(v));
         }
     }
     map
@@ -779,18 +793,18 @@ fn entries(manifest: Option<&Manifest>) -> BTreeMap<String, (bool, String)> {
 
 /// Key names added, changed or removed between the two versions (unreadable ones: none).
 fn changed_keys(
-    repo: &Repository,
+    trees: &Trees<'_>,
     path: &str,
     old: Option<&Tree<'_>>,
     new: &Tree<'_>,
 ) -> Vec<String> {
-    let old = manifest_at(repo, old, path).ok().flatten();
-    let new = manifest_at(repo, Some(new), path).ok().flatten();
+    let old = manifest_at(trees, old, path).ok().flatten();
+    let new = manifest_at(trees, Some(new), path).ok().flatten();
     let (old, new) = (entries(old.as_ref()), entries(new.as_ref()));
     old.keys()
         .chain(new.keys())
         .filter(|k| old.get(*k) != new.get(*k))
-        .cloned()
+        .map(|k| (*k).to_owned())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -800,7 +814,7 @@ fn changed_keys(
 /// is plain and `null` when it is sealed or removed (sealed values are not visible, so value
 /// lists in policies constrain plain values only). A deletion has none.
 fn secret_parameters(
-    repo: &Repository,
+    trees: &Trees<'_>,
     change: &PathChange,
     old_tree: Option<&Tree<'_>>,
     new_tree: &Tree<'_>,
@@ -812,7 +826,7 @@ fn secret_parameters(
         return Err("only sealed manifests (*.yaml) belong under secrets/".to_owned());
     }
     // The old side was accepted before; only the new side must parse here.
-    let new = manifest_at(repo, Some(new_tree), &change.path)?;
+    let new = manifest_at(trees, Some(new_tree), &change.path)?;
     let _ = old_tree;
     let mut data = Map::new();
     for key in &change.keys {
