@@ -10,6 +10,7 @@
 //! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
 //!   commit; [`status`] and [`http`] report.
 
+pub mod audit;
 pub mod check;
 pub mod desired;
 pub mod hooks;

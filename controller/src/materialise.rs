@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use git2::{Oid, Repository, Tree};
 use rayon::prelude::*;
+use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 use sealops_core::authz::Authority;
 use sealops_core::config::Config;
 use sealops_core::controller_config::RemovedOutputs;
@@ -28,7 +29,8 @@ use sealops_core::secret::SecretValue;
 use sealops_core::target::Target;
 use zeroize::Zeroizing;
 
-use crate::output::{self, OutputRoots, Ownership, Written};
+use crate::audit::Audit;
+use crate::output::{self, OutputRoots, Ownership};
 use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
 use crate::status::{Reason, Refusal, TargetStatus};
 
@@ -54,11 +56,19 @@ pub struct Engine {
     pub removed_outputs: RemovedOutputs,
     /// Parsed target files by blob id, so a reconcile parses only target files that changed.
     pub parsed_targets: std::sync::Mutex<HashMap<Oid, Arc<Target>>>,
+    /// Every action is journalled here before it happens.
+    pub audit: Arc<Audit>,
 }
 
 /// One output to write.
 pub struct PlannedWrite {
     pub target: String,
+    /// The target's identity, the secret it reads and the keys the output holds (for the audit
+    /// record, with each value's fingerprint: never the value).
+    pub identity: String,
+    pub secret: String,
+    pub keys: Vec<String>,
+    pub fingerprints: BTreeMap<String, String>,
     pub destination: PathBuf,
     content: Zeroizing<Vec<u8>>,
     pub mode: u32,
@@ -91,6 +101,8 @@ pub struct Plan {
     pub not_selected: Vec<String>,
     /// Targets whose outputs were rendered (the rest were untouched by the change).
     pub rendered_targets: usize,
+    /// The audit branch the commit's `.sealops/config.yaml` names.
+    pub audit_branch: String,
 }
 
 fn refuse(commit: Oid, path: impl Into<String>, reason: Reason, message: String) -> Refusal {
@@ -166,12 +178,18 @@ pub fn plan(
             format!("{e}"),
         )]
     })?;
-    let names = match blob_text(&trees, &tree, CONFIG_FILE) {
-        Some(Ok(text)) => Config::parse(&text, CONFIG_FILE)
-            .map(|c| RecipientNames::new(&c.recipients()))
-            .unwrap_or_default(),
-        _ => RecipientNames::default(),
+    let config = match blob_text(&trees, &tree, CONFIG_FILE) {
+        Some(Ok(text)) => Config::parse(&text, CONFIG_FILE).ok(),
+        _ => None,
     };
+    let names = config
+        .as_ref()
+        .map(|c| RecipientNames::new(&c.recipients()))
+        .unwrap_or_default();
+    let audit_branch = config.map_or_else(
+        || sealops_core::config::Audit::default().branch,
+        |c| c.audit.branch,
+    );
 
     let previous_tree = previous.and_then(|p| {
         Oid::from_str(&p.commit)
@@ -261,6 +279,7 @@ pub fn plan(
     // Check everything that needs no decryption first: identity, policy, paths, hooks.
     struct Pending<'t> {
         target: &'t str,
+        identity: &'t str,
         file: &'t str,
         index: usize,
         output: &'t sealops_core::target::Output,
@@ -379,6 +398,7 @@ pub fn plan(
             };
             pending.push(Pending {
                 target: name,
+                identity: &target.identity,
                 file,
                 index,
                 output: out,
@@ -436,6 +456,7 @@ pub fn plan(
 
     let mut writes = Vec::with_capacity(pending.len());
     let mut rendered = BTreeSet::new();
+    let fingerprinter = engine.audit.fingerprinter();
     for p in pending {
         let content = match sealops_core::render::output(p.output, &values[&p.output.secret]) {
             Ok(content) => content,
@@ -455,8 +476,30 @@ pub fn plan(
             }
         };
         rendered.insert(p.target);
+        let secret_values = &values[&p.output.secret];
+        let keys: Vec<String> = match &p.output.key {
+            Some(key) => vec![key.clone()],
+            None => secret_values.keys().cloned().collect(),
+        };
+        let fingerprints = match &fingerprinter {
+            Some(f) => keys
+                .iter()
+                .filter_map(|k| {
+                    let value = secret_values.get(k)?;
+                    Some((
+                        k.clone(),
+                        f.fingerprint(&p.output.secret, k, value.expose()),
+                    ))
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
         writes.push(PlannedWrite {
             target: p.target.to_owned(),
+            identity: p.identity.to_owned(),
+            secret: p.output.secret.clone(),
+            keys,
+            fingerprints,
             destination: p.destination,
             content,
             mode: p.mode,
@@ -493,6 +536,7 @@ pub fn plan(
         outputs,
         not_selected,
         rendered_targets: rendered.len(),
+        audit_branch,
     })
 }
 
@@ -561,40 +605,117 @@ pub struct ApplyReport {
 /// Writes the plan's outputs, removes outputs of removed targets (unless configured to keep
 /// them), and runs each changed output's hooks once.
 ///
-/// The apply is recorded in the state directory before the first output changes (see
-/// [`InProgress`]): hooks a killed controller owed are run by the next apply, together with its
-/// own.
-pub fn apply(engine: &Engine, plan: &Plan, state: &StateFile) -> Result<ApplyReport, Refusal> {
+/// Order, so that nothing happens unrecorded and nothing owed is forgotten: find which outputs
+/// differ from what is on disk; journal `first_records` (e.g. the commit's verification) and a
+/// record per output to write or remove, with one fsync — if that fails, nothing is written;
+/// record the apply in the state directory (see [`InProgress`]: hooks a killed controller owed
+/// run with the next apply); write and remove; run hooks and journal what they did.
+pub fn apply(
+    engine: &Engine,
+    plan: &Plan,
+    state: &StateFile,
+    first_records: Vec<RecordDraft>,
+) -> Result<ApplyReport, Refusal> {
     let mut report = ApplyReport::default();
-    let refusal = |path: &Path, message: String| Refusal {
-        commit: Some(plan.commit.to_string()),
+    let commit = plan.commit.to_string();
+    let refusal = |path: &Path, reason: Reason, message: String| Refusal {
+        commit: Some(commit.clone()),
         path: Some(path.display().to_string()),
-        reason: Reason::Output,
+        reason,
         message,
     };
+    let differs: Vec<bool> = plan
+        .writes
+        .par_iter()
+        .map(|w| {
+            output::in_place(&w.destination, &w.content, w.mode, w.ownership)
+                .map(|same| !same)
+                .map_err(|e| {
+                    refusal(
+                        &w.destination,
+                        Reason::Output,
+                        format!("target {}: {e}", w.target),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let changed: Vec<&PlannedWrite> = plan
+        .writes
+        .iter()
+        .zip(&differs)
+        .filter_map(|(w, d)| d.then_some(w))
+        .collect();
+    report.unchanged = (plan.writes.len() - changed.len()) as u64;
+    let mut removals = Vec::new();
+    if engine.removed_outputs == RemovedOutputs::Delete {
+        for (target, path) in &plan.removals {
+            // The state file is local, but a path is re-checked against the roots before a
+            // removal all the same.
+            let resolved = match path.to_str().map(|text| engine.roots.resolve(text)) {
+                Some(Ok(resolved)) => resolved,
+                Some(Err(e)) => {
+                    report.problems.push(refusal(
+                        path,
+                        Reason::Output,
+                        format!("not removing an output of removed target {target}: {e}; remove it by hand"),
+                    ));
+                    continue;
+                }
+                None => continue,
+            };
+            removals.push((target, resolved));
+        }
+    }
+
+    let mut records = first_records;
+    for w in &changed {
+        let mut draft = RecordDraft::new(Event::OutputWritten, AuditOutcome::Ok);
+        draft.commit = Some(commit.clone());
+        draft.path = Some(w.secret.clone());
+        draft.keys = w.keys.clone();
+        draft.target = Some(w.target.clone());
+        draft.identity = Some(w.identity.clone());
+        draft.fingerprints = w.fingerprints.clone();
+        draft.reason = Some(format!("written to {}", w.destination.display()));
+        records.push(draft);
+    }
+    for (target, path) in &removals {
+        let mut draft = RecordDraft::new(Event::OutputRemoved, AuditOutcome::Ok);
+        draft.commit = Some(commit.clone());
+        draft.target = Some((*target).clone());
+        draft.reason = Some(format!("removed {}", path.display()));
+        records.push(draft);
+    }
+    engine.audit.record(records).map_err(|e| {
+        refusal(
+            state.path(),
+            Reason::Audit,
+            format!("{e}; no output was written"),
+        )
+    })?;
+
     let owed = match state.interrupted_apply() {
         Ok(owed) => owed.map(|o| o.hooks).unwrap_or_default(),
         Err(e) => {
             report.problems.push(refusal(
                 state.path(),
+                Reason::Output,
                 format!("{e}; hooks an interrupted apply owed may not have run"),
             ));
             BTreeSet::new()
         }
     };
     let mut hooks: BTreeSet<PendingHook> = owed.clone();
-    if !plan.writes.is_empty() || !plan.removals.is_empty() || !owed.is_empty() {
+    if !changed.is_empty() || !removals.is_empty() || !owed.is_empty() {
         let record = InProgress {
-            commit: plan.commit.to_string(),
-            directories: plan
-                .writes
+            commit: commit.clone(),
+            directories: changed
                 .iter()
-                .map(|w| &w.destination)
-                .chain(plan.removals.iter().map(|(_, path)| path))
+                .map(|w| w.destination.as_path())
+                .chain(removals.iter().map(|(_, path)| path.as_path()))
                 .filter_map(|p| p.parent().map(Path::to_owned))
                 .collect(),
-            hooks: plan
-                .writes
+            hooks: changed
                 .iter()
                 .flat_map(|w| {
                     w.hooks.iter().map(|hook| PendingHook {
@@ -608,76 +729,61 @@ pub fn apply(engine: &Engine, plan: &Plan, state: &StateFile) -> Result<ApplyRep
         state.begin_apply(&record).map_err(|e| {
             refusal(
                 state.path(),
+                Reason::Output,
                 format!("{e}; no output is written until the apply can be recorded"),
             )
         })?;
     }
     // Files are independent: write them in parallel (each one atomically); stop at the first
     // failure, which leaves the state file at the previous commit so the next reconcile redoes it.
-    let results: Vec<Result<Written, Refusal>> = plan
-        .writes
+    changed
         .par_iter()
         .map(|write| {
             engine
                 .roots
                 .prepare(&write.destination)
                 .and_then(|()| {
-                    output::write(
+                    output::replace(
                         &write.destination,
                         &write.content,
                         write.mode,
                         write.ownership,
                     )
                 })
-                .map_err(|e| refusal(&write.destination, format!("target {}: {e}", write.target)))
+                .map_err(|e| {
+                    refusal(
+                        &write.destination,
+                        Reason::Output,
+                        format!("target {}: {e}", write.target),
+                    )
+                })
         })
-        .collect();
-    for (write, written) in plan.writes.iter().zip(results) {
-        match written? {
-            Written::Changed => {
-                report.written += 1;
-                for hook in &write.hooks {
-                    hooks.insert(PendingHook {
-                        target: write.target.clone(),
-                        hook: hook.clone(),
-                    });
-                }
-            }
-            Written::Unchanged => report.unchanged += 1,
+        .collect::<Result<Vec<()>, Refusal>>()?;
+    for write in &changed {
+        report.written += 1;
+        for hook in &write.hooks {
+            hooks.insert(PendingHook {
+                target: write.target.clone(),
+                hook: hook.clone(),
+            });
         }
     }
-    if engine.removed_outputs == RemovedOutputs::Delete {
-        for (target, path) in &plan.removals {
-            // The state file is local, but a path is re-checked against the roots before a
-            // removal all the same.
-            let Some(text) = path.to_str() else { continue };
-            let resolved = match engine.roots.resolve(text) {
-                Ok(resolved) => resolved,
-                Err(e) => {
-                    report.problems.push(Refusal {
-                        commit: Some(plan.commit.to_string()),
-                        path: Some(path.display().to_string()),
-                        reason: Reason::Output,
-                        message: format!(
-                            "not removing an output of removed target {target}: {e}; remove it by hand"
-                        ),
-                    });
-                    continue;
-                }
-            };
-            output::remove(&resolved).map_err(|e| Refusal {
-                commit: Some(plan.commit.to_string()),
-                path: Some(path.display().to_string()),
-                reason: Reason::Output,
-                message: format!("removing an output of target {target}: {e}"),
-            })?;
-            report.removed += 1;
-        }
+    for (target, path) in &removals {
+        output::remove(path).map_err(|e| {
+            refusal(
+                path,
+                Reason::Output,
+                format!("removing an output of target {target}: {e}"),
+            )
+        })?;
+        report.removed += 1;
     }
+
+    let mut hook_records = Vec::new();
     for PendingHook { target, hook: name } in hooks {
         let Some(spec) = engine.hooks.get(&name) else {
             report.problems.push(Refusal {
-                commit: Some(plan.commit.to_string()),
+                commit: Some(commit.clone()),
                 path: None,
                 reason: Reason::Hook,
                 message: format!(
@@ -687,17 +793,41 @@ pub fn apply(engine: &Engine, plan: &Plan, state: &StateFile) -> Result<ApplyRep
             continue;
         };
         report.hooks_run += 1;
-        if let Err(problem) = crate::hooks::run(&name, spec, &target, plan.commit) {
+        let result = crate::hooks::run(&name, spec, &target, plan.commit);
+        let mut draft = RecordDraft::new(
+            Event::HookRun,
+            if result.is_ok() {
+                AuditOutcome::Ok
+            } else {
+                AuditOutcome::Failed
+            },
+        );
+        draft.commit = Some(commit.clone());
+        draft.target = Some(target.clone());
+        if let Err(problem) = result {
+            draft.reason = Some(format!("hook {name}: {problem}"));
             report.problems.push(Refusal {
-                commit: Some(plan.commit.to_string()),
+                commit: Some(commit.clone()),
                 path: None,
                 reason: Reason::Hook,
                 message: format!("target {target}: hook {name}: {problem}"),
             });
+        } else {
+            draft.reason = Some(format!("hook {name}"));
         }
+        hook_records.push(draft);
+    }
+    if let Err(e) = engine.audit.record(hook_records) {
+        report.problems.push(refusal(
+            state.path(),
+            Reason::Audit,
+            format!("recording hooks: {e}"),
+        ));
     }
     if let Err(e) = state.finish_apply() {
-        report.problems.push(refusal(state.path(), e.to_string()));
+        report
+            .problems
+            .push(refusal(state.path(), Reason::Output, e.to_string()));
     }
     Ok(report)
 }

@@ -173,28 +173,19 @@ pub fn gid_of(group: &str) -> Result<u32, String> {
     }
 }
 
-/// Whether a write changed the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    Changed,
-    Unchanged,
-}
-
-/// Writes `content` to `destination` (from [`OutputRoots::resolve`]) atomically with `mode`
-/// and `ownership`; leaves an identical file alone.
-pub fn write(
+/// Replaces `destination` (from [`OutputRoots::resolve`]) with `content` atomically, with
+/// `mode` and `ownership` set before the content lands. Callers skip files already
+/// [`in_place`].
+pub fn replace(
     destination: &Path,
     content: &[u8],
     mode: u32,
     ownership: Ownership,
-) -> Result<Written, OutputError> {
+) -> Result<(), OutputError> {
     let io = |source| OutputError::Io {
         path: destination.display().to_string(),
         source,
     };
-    if is_in_place(destination, content, mode, ownership).map_err(io)? {
-        return Ok(Written::Unchanged);
-    }
     let dir = destination
         .parent()
         .expect("a resolved destination has a parent");
@@ -216,10 +207,23 @@ pub fn write(
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io)?;
-    Ok(Written::Changed)
+    Ok(())
 }
 
 /// Whether the file already holds `content` with `mode` (and ownership); never follows a link.
+pub fn in_place(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    ownership: Ownership,
+) -> Result<bool, OutputError> {
+    let io = |source| OutputError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    is_in_place(path, content, mode, ownership).map_err(io)
+}
+
 fn is_in_place(
     path: &Path,
     content: &[u8],
@@ -345,7 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_below_the_root_with_mode_and_skips_identical_content() {
+    fn writes_below_the_root_with_mode_and_knows_identical_content() {
         let (_dir, roots) = roots();
         let path = roots.resolve("app/db.env").expect("resolves");
         assert!(
@@ -353,22 +357,20 @@ mod tests {
             "resolve creates nothing"
         );
         roots.prepare(&path).expect("prepares");
-        assert_eq!(
-            write(&path, b"A=1\n", 0o640, Ownership::default()).expect("writes"),
-            Written::Changed
-        );
+        let none = Ownership::default();
+        assert!(!in_place(&path, b"A=1\n", 0o640, none).expect("checks"));
+        replace(&path, b"A=1\n", 0o640, none).expect("writes");
         assert_eq!(
             std::fs::metadata(&path).expect("stat").mode() & 0o777,
             0o640
         );
-        assert_eq!(
-            write(&path, b"A=1\n", 0o640, Ownership::default()).expect("writes"),
-            Written::Unchanged
+        assert!(in_place(&path, b"A=1\n", 0o640, none).expect("checks"));
+        assert!(
+            !in_place(&path, b"A=1\n", 0o600, none).expect("checks"),
+            "mode differs"
         );
-        assert_eq!(
-            write(&path, b"A=2\n", 0o640, Ownership::default()).expect("writes"),
-            Written::Changed
-        );
+        assert!(!in_place(&path, b"A=2\n", 0o640, none).expect("checks"));
+        replace(&path, b"A=2\n", 0o640, none).expect("writes");
         assert_eq!(std::fs::read(&path).expect("reads"), b"A=2\n");
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
             .expect("ls")

@@ -20,12 +20,14 @@ use sealops_core::seal::EnvelopeCache;
 use sealops_core::signing::AllowedSigners;
 use tokio::sync::Notify;
 
+use crate::audit::{Audit, Pushed};
 use crate::desired::{self, TrustSettings};
 use crate::materialise::{self, Engine, HookSpec};
 use crate::output::OutputRoots;
 use crate::source::Source;
 use crate::state::{AppliedState, StateFile};
 use crate::status::{Applied, LastReconcile, Metrics, ReasonLabel, Refusal, Status};
+use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +144,24 @@ impl Controller {
                 .set(state.commit_time);
         }
         let poll = parse_duration(&config.poll.interval).map_err(anyhow::Error::msg)?;
+        let audit = Arc::new(Audit::open(
+            &config.state_dir,
+            &config.controller_id(),
+            &config.node.name,
+        ));
+        let loaded = config
+            .identity_files
+            .iter()
+            .map(|file| {
+                let mut draft = RecordDraft::new(Event::KeyLoaded, AuditOutcome::Ok);
+                draft.path = Some(file.display().to_string());
+                draft
+            })
+            .collect();
+        if let Err(e) = audit.record(loaded) {
+            // Every reconcile is refused for the same reason until the journal can be written.
+            tracing::error!(error = %e, "cannot record the identities loaded");
+        }
         Ok(Self {
             source: Source::new(&config.repository, &config.state_dir),
             engine: Engine {
@@ -152,6 +172,7 @@ impl Controller {
                 cache: EnvelopeCache::default(),
                 parsed_targets: Default::default(),
                 removed_outputs: config.removed_outputs,
+                audit,
             },
             trust,
             state_file,
@@ -165,6 +186,30 @@ impl Controller {
 
     pub fn source(&self) -> &Source {
         &self.source
+    }
+
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.engine.audit
+    }
+
+    /// Pushes journalled audit records (blocking), counting the result in the metrics.
+    pub fn push_audit(audit: &Audit, source: &Source, status: &Status) -> Result<Pushed, String> {
+        let result = audit.push(source);
+        let metrics = &status.metrics;
+        match &result {
+            Ok(pushed) => {
+                Metrics::count(&metrics.audit_pushes, "ok");
+                if let Pushed::Lines(lines) = pushed {
+                    metrics.audit_records_pushed.inc_by(*lines as u64);
+                }
+            }
+            Err(e) => {
+                Metrics::count(&metrics.audit_pushes, "failed");
+                tracing::warn!(error = %e, "audit push failed; the records stay journalled and are pushed later");
+            }
+        }
+        metrics.audit_records_waiting.set(audit.waiting() as i64);
+        result
     }
 
     /// Fetches a remote source; a failure is reported and the last fetched state keeps
@@ -188,6 +233,19 @@ impl Controller {
                 });
                 false
             }
+        }
+    }
+
+    /// Journals the decisions among `refusals`; a journal failure is added to them.
+    fn record_refusals(&self, refusals: &mut Vec<Refusal>) {
+        let drafts: Vec<RecordDraft> = refusals.iter().filter_map(refusal_record).collect();
+        if let Err(e) = self.engine.audit.record(drafts) {
+            refusals.push(Refusal {
+                commit: None,
+                path: None,
+                reason: crate::status::Reason::Audit,
+                message: format!("recording refusals: {e}"),
+            });
         }
     }
 
@@ -274,6 +332,10 @@ impl Controller {
             );
             (Outcome::Failed, 0)
         };
+        // Nothing happens that cannot be recorded.
+        if let Err(e) = self.engine.audit.ready() {
+            return failed(self, crate::status::Reason::Audit, e);
+        }
         let repo = match self.source.open() {
             Ok(repo) => repo,
             Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
@@ -325,7 +387,15 @@ impl Controller {
                 return self.finish_without_apply(head, refusals);
             }
         };
-        let applied = match materialise::apply(&self.engine, &plan, &self.state_file) {
+        // Newer commits refused on the way to the one applied.
+        self.record_refusals(&mut refusals);
+        let mut verified = Vec::new();
+        if is_new {
+            let mut draft = RecordDraft::new(Event::CommitVerified, AuditOutcome::Ok);
+            draft.commit = Some(commit.to_string());
+            verified.push(draft);
+        }
+        let applied = match materialise::apply(&self.engine, &plan, &self.state_file, verified) {
             Ok(report) => report,
             Err(refusal) => {
                 self.report(vec![refusal], true);
@@ -362,6 +432,15 @@ impl Controller {
         };
         if let Err(e) = self.state_file.save(&state) {
             return failed(self, crate::status::Reason::Repository, e.to_string());
+        }
+        if plan.audit_branch == self.source.branch() {
+            tracing::error!(
+                branch = plan.audit_branch,
+                "audit.branch in .sealops/config.yaml names the synced branch; records keep going to {}",
+                self.engine.audit.branch()
+            );
+        } else {
+            self.engine.audit.set_branch(&plan.audit_branch);
         }
         if let Err(e) = self.source.pin_applied(&repo, commit) {
             tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
@@ -410,7 +489,8 @@ impl Controller {
         (outcome, applied.written)
     }
 
-    fn finish_without_apply(&mut self, head: Oid, refusals: Vec<Refusal>) -> (Outcome, u64) {
+    fn finish_without_apply(&mut self, head: Oid, mut refusals: Vec<Refusal>) -> (Outcome, u64) {
+        self.record_refusals(&mut refusals);
         if refusals.is_empty() {
             self.status.update(|doc| doc.refusals.clear());
             return (Outcome::Unchanged, 0);
@@ -440,6 +520,28 @@ fn now_rfc3339() -> String {
         .expect("formats")
 }
 
+/// The audit record of a refusal: a decision about the repository's content (not a failure
+/// of this machine, such as a fetch or the journal itself).
+fn refusal_record(refusal: &Refusal) -> Option<RecordDraft> {
+    use crate::status::Reason;
+    let event = match refusal.reason {
+        Reason::Policy => Event::AccessDenied,
+        Reason::Verification
+        | Reason::Authorisation
+        | Reason::Schema
+        | Reason::Decryption
+        | Reason::Output
+        | Reason::Hook
+        | Reason::ForcePush => Event::CommitRefused,
+        Reason::Fetch | Reason::Repository | Reason::Audit => return None,
+    };
+    let mut draft = RecordDraft::new(event, AuditOutcome::Refused);
+    draft.commit = refusal.commit.clone();
+    draft.path = refusal.path.clone();
+    draft.reason = Some(format!("{}: {}", refusal.reason.as_str(), refusal.message));
+    Some(draft)
+}
+
 /// Options of `sealops-controller run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -463,6 +565,9 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         }
         let controller = tokio::task::spawn_blocking(move || {
             controller.reconcile(true);
+            // Best effort: what cannot be pushed now stays journalled for the next run.
+            let _ =
+                Controller::push_audit(controller.audit(), controller.source(), &controller.status);
             controller
         })
         .await?;
@@ -508,6 +613,34 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         dirs => Some(watch(&dirs, controller.source(), trigger.clone())?),
     };
 
+    // Audit records are pushed beside the reconcile loop: every push_interval, or as soon as
+    // batch_size records wait.
+    let push_interval = parse_duration(&config.audit.push_interval).map_err(anyhow::Error::msg)?;
+    let push_now = Arc::new(Notify::new());
+    // notify_one keeps a permit: the pusher sees the stop even if it was pushing just then.
+    let stop_pusher = Arc::new(Notify::new());
+    let pusher = {
+        let audit = controller.audit().clone();
+        let source = controller.source().clone();
+        let status = status.clone();
+        let push_now = push_now.clone();
+        let stop = stop_pusher.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(push_interval) => {}
+                    _ = push_now.notified() => {}
+                    _ = stop.notified() => break,
+                }
+                let (audit, source, status) = (audit.clone(), source.clone(), status.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    Controller::push_audit(&audit, &source, &status)
+                })
+                .await;
+            }
+        })
+    };
+
     // Registered once, before the first reconcile, so a signal arriving mid-reconcile is kept
     // and handled as soon as that reconcile finished.
     use tokio::signal::unix::{SignalKind, signal};
@@ -529,6 +662,9 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         .await?;
         controller = returned;
         full = false;
+        if controller.audit().waiting() >= config.audit.batch_size {
+            push_now.notify_one();
+        }
         if this_full {
             next_resync = Instant::now() + resync;
         }
@@ -558,6 +694,14 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     for server in servers {
         let _ = server.await;
     }
+    stop_pusher.notify_one();
+    let _ = pusher.await;
+    // A last push, so a clean stop leaves nothing waiting in the journal.
+    let controller = tokio::task::spawn_blocking(move || {
+        let _ = Controller::push_audit(controller.audit(), controller.source(), &controller.status);
+        controller
+    })
+    .await?;
     Ok(controller.in_sync())
 }
 

@@ -77,7 +77,7 @@ impl Source {
         matches!(self, Self::Remote { .. })
     }
 
-    fn branch(&self) -> &str {
+    pub fn branch(&self) -> &str {
         match self {
             Self::Local { branch, .. } | Self::Remote { branch, .. } => branch,
         }
@@ -172,8 +172,7 @@ impl Source {
             url,
             branch,
             mirror,
-            token_file,
-            ssh_key_file,
+            ..
         } = self
         else {
             return Ok(());
@@ -190,33 +189,11 @@ impl Source {
             .args(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"])
             .arg(url)
             .arg(format!("+refs/heads/{branch}:refs/remotes/origin/{branch}"))
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", "true")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        if let Some(file) = token_file {
-            // Passed through the environment (readable only by this user), never argv.
-            let token = read_credential(file)?;
-            let basic = base64_basic(&token);
-            command
-                .env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env(
-                    "GIT_CONFIG_VALUE_0",
-                    format!("Authorization: Basic {}", basic.as_str()),
-                );
-        }
-        if let Some(key) = ssh_key_file {
-            command.env(
-                "GIT_SSH_COMMAND",
-                format!(
-                    "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes",
-                    key.display().to_string().replace('\'', "'\\''")
-                ),
-            );
-        }
+        command.envs(self.git_env()?.iter().map(|(k, v)| (k, v.as_str())));
         let child = command
             .spawn()
             .map_err(|e| fail(format!("cannot run git: {e}; install git")))?;
@@ -242,6 +219,46 @@ impl Source {
                     .to_owned(),
             ))
         }
+    }
+}
+
+impl Source {
+    /// Environment for `git` talking to the remote: no prompts, the token (through the
+    /// environment, readable only by this user, never argv) or the SSH key.
+    pub fn git_env(&self) -> Result<Vec<(&'static str, zeroize::Zeroizing<String>)>, SourceError> {
+        let plain = |v: &str| zeroize::Zeroizing::new(v.to_owned());
+        let mut env = vec![
+            ("GIT_TERMINAL_PROMPT", plain("0")),
+            ("GIT_ASKPASS", plain("true")),
+        ];
+        let Self::Remote {
+            token_file,
+            ssh_key_file,
+            ..
+        } = self
+        else {
+            return Ok(env);
+        };
+        if let Some(file) = token_file {
+            let token = read_credential(file)?;
+            let basic = base64_basic(&token);
+            env.push(("GIT_CONFIG_COUNT", plain("1")));
+            env.push(("GIT_CONFIG_KEY_0", plain("http.extraHeader")));
+            env.push((
+                "GIT_CONFIG_VALUE_0",
+                zeroize::Zeroizing::new(format!("Authorization: Basic {}", basic.as_str())),
+            ));
+        }
+        if let Some(key) = ssh_key_file {
+            env.push((
+                "GIT_SSH_COMMAND",
+                zeroize::Zeroizing::new(format!(
+                    "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes",
+                    key.display().to_string().replace('\'', "'\\''")
+                )),
+            ));
+        }
+        Ok(env)
     }
 }
 

@@ -40,6 +40,8 @@ pub enum Reason {
     Fetch,
     /// Reading the repository failed.
     Repository,
+    /// The audit journal cannot record the action, so the action does not happen.
+    Audit,
 }
 
 impl Reason {
@@ -56,6 +58,7 @@ impl Reason {
             Self::ForcePush => "force-push",
             Self::Fetch => "fetch",
             Self::Repository => "repository",
+            Self::Audit => "audit",
         }
     }
 }
@@ -154,6 +157,9 @@ pub struct Metrics {
     pub hooks_run: Family<ResultLabel, Counter>,
     pub webhooks: Family<ResultLabel, Counter>,
     pub fetches: Family<ResultLabel, Counter>,
+    pub audit_pushes: Family<ResultLabel, Counter>,
+    pub audit_records_pushed: Counter,
+    pub audit_records_waiting: Gauge,
     registry: Registry,
 }
 
@@ -171,6 +177,9 @@ impl Metrics {
         let hooks_run = Family::<ResultLabel, Counter>::default();
         let webhooks = Family::<ResultLabel, Counter>::default();
         let fetches = Family::<ResultLabel, Counter>::default();
+        let audit_pushes = Family::<ResultLabel, Counter>::default();
+        let audit_records_pushed = Counter::default();
+        let audit_records_waiting = Gauge::default();
         let mut registry = Registry::with_prefix("sealops");
         registry.register(
             "reconciles",
@@ -218,6 +227,21 @@ impl Metrics {
             "Fetches of the remote by result",
             fetches.clone(),
         );
+        registry.register(
+            "audit_pushes",
+            "Pushes of the audit branch by result (ok, failed)",
+            audit_pushes.clone(),
+        );
+        registry.register(
+            "audit_lines_pushed",
+            "Audit lines (records and seals) pushed to the audit branch",
+            audit_records_pushed.clone(),
+        );
+        registry.register(
+            "audit_records_waiting",
+            "Audit records journalled and not yet pushed",
+            audit_records_waiting.clone(),
+        );
         Self {
             reconciles,
             failures,
@@ -229,6 +253,9 @@ impl Metrics {
             hooks_run,
             webhooks,
             fetches,
+            audit_pushes,
+            audit_records_pushed,
+            audit_records_waiting,
             registry,
         }
     }
@@ -310,6 +337,7 @@ mod tests {
             Reason::ForcePush,
             Reason::Fetch,
             Reason::Repository,
+            Reason::Audit,
         ] {
             let name = serde_json::to_value(reason).expect("serialises");
             assert_eq!(name, reason.as_str());

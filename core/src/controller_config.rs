@@ -52,6 +52,44 @@ pub struct ControllerConfig {
     /// Accept a branch whose new head does not descend from the applied commit.
     #[serde(default)]
     pub allow_force_push: bool,
+    /// The audit trail this controller writes back to the repository.
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// Writing the audit trail back: records are journalled in the state directory before the
+/// action they describe, then pushed in batches to the audit branch named by the repository's
+/// `.sealops/config.yaml` (`audit.branch`, default `sealops/audit`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// This controller's name in the trail (file names, record ids); default: the node name.
+    /// Letters, digits, `.`, `_` and `-`; unique among the controllers of a repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_id: Option<String>,
+    /// How often journalled records are pushed.
+    #[serde(default = "ten_seconds")]
+    pub push_interval: String,
+    /// Push as soon as this many records wait, without waiting for the interval.
+    #[serde(default = "thousand")]
+    pub batch_size: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            controller_id: None,
+            push_interval: ten_seconds(),
+            batch_size: thousand(),
+        }
+    }
+}
+
+fn ten_seconds() -> String {
+    "10s".to_owned()
+}
+fn thousand() -> usize {
+    1000
 }
 
 /// A local checkout, or a remote fetched over file://, https:// or ssh://.
@@ -217,8 +255,22 @@ impl ControllerConfig {
             ("poll.interval", &self.poll.interval),
             ("poll.jitter", &self.poll.jitter),
             ("poll.resync", &self.poll.resync),
+            ("audit.push_interval", &self.audit.push_interval),
         ] {
             parse_duration(value).map_err(|e| ("poll", format!("{name}: {e}")))?;
+        }
+        if let Some(id) = &self.audit.controller_id
+            && !valid_controller_id(id)
+        {
+            return Err((
+                "audit",
+                format!(
+                    "audit.controller_id {id:?}: use letters, digits, '.', '_' and '-' (it names files on the audit branch)"
+                ),
+            ));
+        }
+        if self.audit.batch_size == 0 {
+            return Err(("audit", "audit.batch_size must be at least 1".into()));
         }
         if self.identity_files.is_empty() {
             return Err((
@@ -260,6 +312,49 @@ impl ControllerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// A controller id names files on the audit branch: no separators, no dot-only names.
+pub fn valid_controller_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id.chars().any(|c| c != '.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl ControllerConfig {
+    /// This controller's name in the audit trail: `audit.controller_id`, else the node name,
+    /// else the host name (characters a file name cannot carry become `-`).
+    pub fn controller_id(&self) -> String {
+        if let Some(id) = &self.audit.controller_id {
+            return id.clone();
+        }
+        let name = if self.node.name.is_empty() {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default()
+        } else {
+            self.node.name.clone()
+        };
+        let id: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(100)
+            .collect();
+        if valid_controller_id(&id) {
+            id
+        } else {
+            "controller".to_owned()
+        }
     }
 }
 

@@ -1,0 +1,432 @@
+//! The controller's audit trail: every action is recorded in a local journal before it is
+//! done, then pushed in signed batches to the audit branch.
+//!
+//! Vault's rule: if an event cannot be recorded, the action does not happen. [`Audit::record`]
+//! appends a group of records with one fsync and returns only once they are durable; a reconcile
+//! whose records cannot be journalled writes nothing ([`crate::status::Reason::Audit`]).
+//!
+//! [`Audit::push`] seals the records journalled since the last seal (the seal is journalled
+//! too), commits every journalled line to the audit branch on top of its current tip, and
+//! pushes; a rejected push (another controller pushed first) fetches the new tip, rebuilds the
+//! commit on it and retries with backoff. Lines leave the journal only after the push was
+//! confirmed; the newest seal stays as the anchor the chain continues from after a restart.
+//! A replay after a crash between push and acknowledgement adds nothing twice
+//! ([`sealops_core::audit::append_commit`] skips what the branch holds).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use git2::{Oid, Repository};
+use sealops_core::audit::{
+    AuditKeys, AuditLog, Fingerprinter, Journal, JournalError, Line, RecordDraft, append_commit,
+};
+
+use crate::source::Source;
+
+/// The audit key file in the state directory (Ed25519 seed + HMAC key, 0600).
+pub const KEY_FILE: &str = "audit.key";
+/// The journal of records not yet pushed.
+pub const JOURNAL_FILE: &str = "audit-journal.jsonl";
+
+const PUSH_ATTEMPTS: u32 = 12;
+
+/// An open trail: the chain and its journal.
+#[derive(Debug)]
+struct Trail {
+    log: AuditLog,
+    journal: Journal,
+}
+
+/// The controller's audit trail, shared by the reconcile loop (which records) and the pusher.
+#[derive(Debug)]
+pub struct Audit {
+    controller: String,
+    node: String,
+    state_dir: PathBuf,
+    fingerprints: Mutex<Option<Fingerprinter>>,
+    /// `Err` while the journal cannot be opened (read-only or full state directory): every
+    /// record fails, so every action is refused, until it can.
+    trail: Mutex<Result<Trail, String>>,
+    /// The branch records are pushed to (from the applied commit's `.sealops/config.yaml`).
+    branch: Mutex<String>,
+    /// One push at a time (the periodic pusher and the final push at shutdown).
+    pushing: Mutex<()>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Nothing was waiting.
+    Nothing,
+    /// This many lines (records and seals) are on the audit branch and left the journal.
+    Lines(usize),
+}
+
+impl Audit {
+    /// Opens the trail in `state_dir`. A journal that cannot be opened is not fatal here: the
+    /// controller keeps serving status, and refuses every action until it can record it.
+    pub fn open(state_dir: &Path, controller: &str, node: &str) -> Self {
+        let audit = Self {
+            controller: controller.to_owned(),
+            node: node.to_owned(),
+            state_dir: state_dir.to_owned(),
+            fingerprints: Mutex::new(None),
+            trail: Mutex::new(Err("not opened yet".to_owned())),
+            branch: Mutex::new("sealops/audit".to_owned()),
+            pushing: Mutex::new(()),
+        };
+        if let Err(e) = audit.reopen() {
+            tracing::error!(error = %e, "the audit journal cannot be opened; every action is refused until it can");
+        }
+        audit
+    }
+
+    pub fn controller(&self) -> &str {
+        &self.controller
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Result<Trail, String>> {
+        self.trail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (Re)opens the key and the journal; `Err` says why they cannot be used.
+    fn reopen(&self) -> Result<(), String> {
+        let mut trail = self.lock();
+        if trail.is_ok() {
+            return Ok(());
+        }
+        let opened = (|| {
+            let key_path = self.state_dir.join(KEY_FILE);
+            let keys = AuditKeys::load_or_create(&key_path).map_err(|e| {
+                format!(
+                    "audit key {}: {e}; actions are refused until it can be read",
+                    key_path.display()
+                )
+            })?;
+            let journal =
+                Journal::open(&self.state_dir.join(JOURNAL_FILE)).map_err(|e| e.to_string())?;
+            *self.fingerprints.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(keys.fingerprints.clone());
+            let log = AuditLog::resume(&self.controller, &self.node, keys, Some(journal.pending()));
+            Ok::<_, String>(Trail { log, journal })
+        })();
+        let result = opened.as_ref().map(|_| ()).map_err(Clone::clone);
+        *trail = opened;
+        result
+    }
+
+    /// The fingerprinter of this controller's key (`None` while the key cannot be read).
+    pub fn fingerprinter(&self) -> Option<Fingerprinter> {
+        self.fingerprints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether records can be journalled now (reopening the journal if it could not be).
+    pub fn ready(&self) -> Result<(), String> {
+        self.reopen()
+    }
+
+    /// Journals `drafts` with one fsync; when this returns `Ok` they survive a crash. On `Err`
+    /// none of them was recorded and the action they describe must not proceed.
+    pub fn record(&self, drafts: Vec<RecordDraft>) -> Result<(), String> {
+        if drafts.is_empty() {
+            return Ok(());
+        }
+        self.reopen()?;
+        let mut guard = self.lock();
+        let trail = guard.as_mut().map_err(|e| e.clone())?;
+        let mark = trail.log.mark();
+        let lines: Vec<String> = drafts.into_iter().map(|d| trail.log.record(d)).collect();
+        if let Err(e) = trail.journal.append(&lines) {
+            trail.log.rewind(mark);
+            return Err(journal_problem(&e));
+        }
+        Ok(())
+    }
+
+    /// Records journalled and not yet pushed.
+    pub fn waiting(&self) -> usize {
+        match &*self.lock() {
+            Ok(trail) => trail
+                .journal
+                .pending()
+                .iter()
+                .filter(|l| matches!(serde_json::from_str::<Line>(l), Ok(Line::Record(_))))
+                .count(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Sets the audit branch (from the applied commit's repository configuration).
+    pub fn set_branch(&self, branch: &str) {
+        *self.branch.lock().unwrap_or_else(|e| e.into_inner()) = branch.to_owned();
+    }
+
+    pub fn branch(&self) -> String {
+        self.branch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Seals what is unsealed and returns every journalled line with the public key.
+    fn batch(&self) -> Result<Option<(Vec<String>, String)>, String> {
+        self.reopen()?;
+        let mut guard = self.lock();
+        let trail = guard.as_mut().map_err(|e| e.clone())?;
+        let mark = trail.log.mark();
+        if let Some(seal) = trail.log.seal()
+            && let Err(e) = trail.journal.append(&[seal])
+        {
+            trail.log.rewind(mark);
+            return Err(journal_problem(&e));
+        }
+        let lines = trail.journal.pending().to_vec();
+        let anything_new = lines
+            .iter()
+            .any(|l| matches!(serde_json::from_str::<Line>(l), Ok(Line::Record(_))));
+        Ok(anything_new.then(|| (lines, trail.log.keys().public_key())))
+    }
+
+    /// Lines `0..count` of the journal are on the audit branch: drop them, keeping the last
+    /// one (a seal) as the anchor of the chain.
+    fn acknowledge(&self, count: usize) -> Result<(), String> {
+        let mut guard = self.lock();
+        let trail = guard.as_mut().map_err(|e| e.clone())?;
+        trail
+            .journal
+            .acknowledge(count.saturating_sub(1))
+            .map_err(|e| journal_problem(&e))
+    }
+
+    /// Pushes everything journalled to the audit branch of `source`'s repository (blocking:
+    /// git and the disk). Retries a rejected push on the new tip with backoff.
+    pub fn push(&self, source: &Source) -> Result<Pushed, String> {
+        let _one_at_a_time = self.pushing.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((lines, public_key)) = self.batch()? else {
+            return Ok(Pushed::Nothing);
+        };
+        let branch = self.branch();
+        let publisher = Publisher::new(source, &branch)?;
+        let mut backoff = Duration::from_millis(20);
+        let mut last_problem = String::new();
+        for _ in 0..PUSH_ATTEMPTS {
+            match publisher.publish(&self.controller, &public_key, &lines) {
+                Ok(Published::Done) => {
+                    self.acknowledge(lines.len())?;
+                    return Ok(Pushed::Lines(lines.len()));
+                }
+                Ok(Published::Rejected(why)) => {
+                    last_problem = why;
+                    let jitter = backoff.mul_f64(rand::random::<f64>());
+                    std::thread::sleep(backoff + jitter);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(problem) => return Err(problem),
+            }
+        }
+        Err(format!(
+            "pushing to {branch}: still rejected after {PUSH_ATTEMPTS} attempts ({last_problem}); the records stay journalled"
+        ))
+    }
+}
+
+fn journal_problem(e: &JournalError) -> String {
+    e.to_string()
+}
+
+enum Published {
+    Done,
+    /// Another writer moved the branch first: fetch and try again.
+    Rejected(String),
+}
+
+/// Where the audit branch lives: the local repository itself, or the remote (through the
+/// mirror in the state directory).
+enum Publisher<'s> {
+    Local {
+        path: &'s Path,
+        reference: String,
+    },
+    Remote {
+        source: &'s Source,
+        url: &'s str,
+        mirror: &'s Path,
+        branch: String,
+    },
+}
+
+/// The ref in the mirror holding the audit branch as last fetched.
+const AUDIT_REMOTE_REF: &str = "refs/sealops/audit-remote";
+
+impl<'s> Publisher<'s> {
+    fn new(source: &'s Source, branch: &str) -> Result<Self, String> {
+        if git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            match source {
+                Source::Local { path, .. } => Ok(Self::Local {
+                    path,
+                    reference: format!("refs/heads/{branch}"),
+                }),
+                Source::Remote { url, mirror, .. } => Ok(Self::Remote {
+                    source,
+                    url,
+                    mirror,
+                    branch: branch.to_owned(),
+                }),
+            }
+        } else {
+            Err(format!(
+                "audit.branch {branch:?} is not a valid branch name; fix .sealops/config.yaml"
+            ))
+        }
+    }
+
+    fn publish(
+        &self,
+        controller: &str,
+        public_key: &str,
+        lines: &[String],
+    ) -> Result<Published, String> {
+        match self {
+            Self::Local { path, reference } => {
+                let repo = Repository::open(path)
+                    .map_err(|e| format!("opening {}: {}", path.display(), e.message()))?;
+                let tip = match repo.find_reference(reference) {
+                    Ok(r) => Some(r.target().ok_or("the audit branch is a symbolic ref")?),
+                    Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                    Err(e) => return Err(e.message().to_owned()),
+                };
+                let Some(commit) = append_commit(&repo, tip, controller, public_key, lines)
+                    .map_err(|e| format!("building the audit commit: {}", e.message()))?
+                else {
+                    return Ok(Published::Done);
+                };
+                // Compare-and-swap: the branch moves only if it is still where we read it.
+                let moved = match tip {
+                    Some(tip) => {
+                        repo.reference_matching(reference, commit, true, tip, "sealops audit")
+                    }
+                    None => repo.reference(reference, commit, false, "sealops audit"),
+                };
+                match moved {
+                    Ok(_) => Ok(Published::Done),
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            git2::ErrorCode::Modified
+                                | git2::ErrorCode::Exists
+                                | git2::ErrorCode::Locked
+                        ) =>
+                    {
+                        Ok(Published::Rejected(e.message().to_owned()))
+                    }
+                    Err(e) => Err(format!("updating {reference}: {}", e.message())),
+                }
+            }
+            Self::Remote {
+                source,
+                url,
+                mirror,
+                branch,
+            } => {
+                let repo = source.open().map_err(|e| e.to_string())?;
+                let tip = self.fetch_tip(&repo, url, mirror, branch)?;
+                let Some(commit) = append_commit(&repo, tip, controller, public_key, lines)
+                    .map_err(|e| format!("building the audit commit: {}", e.message()))?
+                else {
+                    return Ok(Published::Done);
+                };
+                // A plain push only fast-forwards: if another controller pushed since the
+                // fetch, it is rejected and rebuilt on the new tip.
+                let out = self
+                    .git(mirror)?
+                    .args(["push", "--quiet", "--porcelain"])
+                    .arg(url)
+                    .arg(format!("{commit}:refs/heads/{branch}"))
+                    .output()
+                    .map_err(|e| format!("cannot run git: {e}; install git"))?;
+                if out.status.success() {
+                    return Ok(Published::Done);
+                }
+                let said = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                if said.contains("[rejected]")
+                    || said.contains("non-fast-forward")
+                    || said.contains("fetch first")
+                    || said.contains("[remote rejected]") && said.contains("lock")
+                    || said.contains("cannot lock ref")
+                {
+                    Ok(Published::Rejected(last_line(&said)))
+                } else {
+                    Err(format!("git push to {url}: {}", last_line(&said)))
+                }
+            }
+        }
+    }
+
+    fn git(&self, mirror: &Path) -> Result<std::process::Command, String> {
+        let Self::Remote { source, .. } = self else {
+            unreachable!("only a remote is pushed with git");
+        };
+        let mut command = std::process::Command::new("git");
+        command
+            .arg("--git-dir")
+            .arg(mirror)
+            .envs(
+                source
+                    .git_env()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|(k, v)| (k, v.as_str())),
+            )
+            .stdin(std::process::Stdio::null());
+        Ok(command)
+    }
+
+    /// Fetches the audit branch into the mirror; `None` when the remote has none yet.
+    fn fetch_tip(
+        &self,
+        repo: &Repository,
+        url: &str,
+        mirror: &Path,
+        branch: &str,
+    ) -> Result<Option<Oid>, String> {
+        let out = self
+            .git(mirror)?
+            .args(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"])
+            .arg(url)
+            .arg(format!("+refs/heads/{branch}:{AUDIT_REMOTE_REF}"))
+            .output()
+            .map_err(|e| format!("cannot run git: {e}; install git"))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            if said.contains("couldn't find remote ref") {
+                return Ok(None);
+            }
+            return Err(format!(
+                "fetching {branch} from {url}: {}",
+                last_line(&said)
+            ));
+        }
+        repo.find_reference(AUDIT_REMOTE_REF)
+            .ok()
+            .and_then(|r| r.target())
+            .map(Some)
+            .ok_or_else(|| format!("{AUDIT_REMOTE_REF} missing after a fetch"))
+    }
+}
+
+fn last_line(text: &str) -> String {
+    text.trim()
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && l.trim() != "Done")
+        .unwrap_or("failed")
+        .to_owned()
+}

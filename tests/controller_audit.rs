@@ -1,0 +1,358 @@
+//! The controller's audit trail, end to end: the real binaries on a real repository write the
+//! records of what they did to the audit branch; `sealops audit verify` checks them, and
+//! catches tampering.
+
+mod common;
+
+use std::path::Path;
+
+use common::controller::{Fleet, PASSWORD, PAYMENTS_TARGET, kit};
+use common::git;
+
+/// `sealops audit log -o json` of the fleet's repository: one JSON record per line.
+fn records(fleet: &Fleet) -> Vec<serde_json::Value> {
+    let out = fleet
+        .world
+        .stdout(fleet.world.sealops().args(["audit", "log", "-o", "json"]));
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+fn events(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["event"].as_str().expect("event").to_owned())
+        .collect()
+}
+
+fn once(fleet: &Fleet) -> (i32, serde_json::Value) {
+    let (code, status, _) = fleet.once();
+    (code, status)
+}
+
+/// Every file of the audit branch, as text.
+fn branch_text(repo: &Path) -> String {
+    let files = git(repo, &["ls-tree", "-r", "--name-only", "sealops/audit"]);
+    files
+        .lines()
+        .map(|f| git(repo, &["show", &format!("sealops/audit:{f}")]))
+        .collect()
+}
+
+fn verify(fleet: &Fleet) -> (i32, String) {
+    let out = fleet
+        .world
+        .sealops()
+        .args(["audit", "verify"])
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn every_controller_action_is_on_the_audit_branch_and_verifies_and_tampering_is_named() {
+    let fleet = kit::single_approver_fleet();
+    let marker = fleet.world.dir.path().join("hook-runs");
+    fleet.write_config(&format!(
+        "node:\n  name: node-1\nhooks:\n  touch:\n    command: [sh, -c, 'echo run >> {}']\n    timeout: 10s\naudit:\n  controller_id: node-1\n",
+        marker.display()
+    ));
+    let first = kit::head(&fleet);
+    assert_eq!(once(&fleet).0, 0);
+    let after_first = records(&fleet);
+    assert_eq!(
+        events(&after_first),
+        [
+            "key-loaded",
+            "commit-verified",
+            "output-written",
+            "output-written"
+        ],
+        "{after_first:#?}"
+    );
+    let written = &after_first[2];
+    assert_eq!(written["commit"], first.as_str());
+    assert_eq!(written["path"], "apps/payments/db");
+    assert_eq!(written["target"], "payments");
+    assert_eq!(written["identity"], "payments");
+    assert_eq!(written["controller"], "node-1");
+    let password_fingerprint = written["fingerprints"]["DB_PASSWORD"]
+        .as_str()
+        .expect("a fingerprint of the password")
+        .to_owned();
+    assert!(password_fingerprint.starts_with("hmac-sha256:"));
+    // Whoever holds the value and the audit key can answer "was it deployed?".
+    let fingerprint = fleet.world.stdout(fleet.world.sealops_with_key().args([
+        "audit",
+        "fingerprint",
+        "apps/payments/db",
+        "DB_PASSWORD",
+        "--audit-key",
+        fleet.state.join("audit.key").to_str().expect("utf8"),
+    ]));
+    assert!(
+        fingerprint.contains(&password_fingerprint),
+        "{fingerprint} vs {password_fingerprint}"
+    );
+
+    // A change with a hook: verified, written, hook run.
+    fleet.write(
+        "targets/payments.yaml",
+        &PAYMENTS_TARGET.replace(
+            "    mode: \"0640\"\n",
+            "    mode: \"0640\"\n    on_change: [touch]\n",
+        ),
+    );
+    fleet.set("apps/payments/db", "DB_PASSWORD", "audited-Value-31");
+    let second = fleet.commit("rotate, and reload payments");
+    assert_eq!(once(&fleet).0, 0);
+    // An unsigned commit: refused, recorded as such.
+    fleet.set("apps/payments/db", "DB_PASSWORD", "unsigned-Value-32");
+    let unsigned = fleet.commit_unsigned("nobody signed this");
+    assert_eq!(once(&fleet).0, 1);
+    // A signed revert, then the target removed: its outputs are deleted.
+    kit::revert(&fleet, &unsigned);
+    std::fs::remove_file(fleet.repo().join("targets/payments.yaml")).expect("rm");
+    let removed = fleet.commit("payments leaves this node");
+    assert_eq!(once(&fleet).0, 0);
+
+    let all = records(&fleet);
+    let after: Vec<&serde_json::Value> = all[after_first.len()..].iter().collect();
+    let summary: Vec<(String, String)> = after
+        .iter()
+        .map(|r| {
+            (
+                r["event"].as_str().expect("event").to_owned(),
+                r["commit"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    let has = |event: &str, commit: &str| summary.iter().any(|(e, c)| e == event && c == commit);
+    assert!(has("commit-verified", &second), "{summary:#?}");
+    assert!(has("output-written", &second), "{summary:#?}");
+    assert!(has("hook-run", &second), "{summary:#?}");
+    assert!(has("commit-refused", &unsigned), "{summary:#?}");
+    assert!(has("commit-verified", &removed), "{summary:#?}");
+    assert_eq!(
+        summary
+            .iter()
+            .filter(|(e, c)| e == "output-removed" && *c == removed)
+            .count(),
+        2,
+        "{summary:#?}"
+    );
+    let refused = after
+        .iter()
+        .find(|r| r["event"] == "commit-refused")
+        .expect("refusal");
+    assert_eq!(refused["outcome"], "refused");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("verification:")),
+        "{refused:#}"
+    );
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|r| r["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=all.len() as u64).collect::<Vec<_>>());
+
+    // Never a value on the branch, and the chain verifies.
+    let text = branch_text(fleet.repo());
+    for value in [PASSWORD, "audited-Value-31", "unsigned-Value-32"] {
+        assert!(!text.contains(value), "{value} is on the audit branch");
+    }
+    let (code, out) = verify(&fleet);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("node-1:") && out.contains("intact"), "{out}");
+
+    // Tampering, each on a copy of the intact branch, each named by file and line.
+    let intact = git(fleet.repo(), &["rev-parse", "sealops/audit"])
+        .trim()
+        .to_owned();
+    let file = git(
+        fleet.repo(),
+        &["ls-tree", "-r", "--name-only", "sealops/audit"],
+    )
+    .lines()
+    .find(|f| f.ends_with("/node-1.jsonl"))
+    .expect("the day's trail file")
+    .to_owned();
+    type Tamper = fn(Vec<String>) -> Vec<String>;
+    let cases: [(&str, Tamper, &str); 3] = [
+        (
+            "edit one byte",
+            |mut lines| {
+                lines[2] = lines[2].replacen("apps/payments/db", "apps/payments/dX", 1);
+                lines
+            },
+            ":4:",
+        ),
+        (
+            "delete a line",
+            |mut lines| {
+                lines.remove(2);
+                lines
+            },
+            ":3:",
+        ),
+        (
+            "reorder two lines",
+            |mut lines| {
+                lines.swap(2, 3);
+                lines
+            },
+            ":3:",
+        ),
+    ];
+    let work = fleet.world.dir.path().join("audit-work");
+    git(
+        fleet.world.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "sealops/audit",
+            fleet.repo().to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    for (what, tamper, at) in cases {
+        git(&work, &["reset", "-q", "--hard", &intact]);
+        let path = work.join(&file);
+        let lines: Vec<String> = std::fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let mut text = tamper(lines).join("\n");
+        text.push('\n');
+        std::fs::write(&path, text).expect("write");
+        git(&work, &["commit", "-qam", what]);
+        git(&work, &["push", "-qf", "origin", "HEAD:sealops/audit"]);
+        let (code, out) = verify(&fleet);
+        assert_eq!(code, 1, "{what}: {out}");
+        assert!(
+            out.contains(&format!("BROKEN at {file}{at}")),
+            "{what}: expected {file}{at} in\n{out}"
+        );
+    }
+    // Drop the last batch: the trail ends before the signed head.
+    git(&work, &["reset", "-q", "--hard", &intact]);
+    let path = work.join(&file);
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .expect("read")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let last_seal_before_end = lines[..lines.len() - 1]
+        .iter()
+        .rposition(|l| l.starts_with("{\"seal\""))
+        .expect("an earlier seal");
+    let mut text = lines[..=last_seal_before_end].join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).expect("write");
+    git(&work, &["commit", "-qam", "drop the last batch"]);
+    git(&work, &["push", "-qf", "origin", "HEAD:sealops/audit"]);
+    let (code, out) = verify(&fleet);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("BROKEN at audit/heads/node-1.json") && out.contains("dropped"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unwritable_journal_refuses_every_output_and_says_why() {
+    let fleet = kit::single_approver_fleet();
+    // The state directory is a small tmpfs: filled up, then remounted read-only. Mounting needs
+    // root (CI runs as root).
+    std::fs::create_dir_all(&fleet.state).expect("state dir");
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .arg(&fleet.state)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !mount(&["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"]) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "mounting a tmpfs failed: this test needs root in CI"
+        );
+        eprintln!(
+            "SKIPPED: mounting a tmpfs needs root; run as root to check a full or read-only journal"
+        );
+        return;
+    }
+    struct Unmount<'p>(&'p Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&fleet.state);
+    assert_eq!(once(&fleet).0, 0);
+    let before = fleet.output("payments/db.env").expect("written");
+    fleet.set("apps/payments/db", "DB_PASSWORD", "unrecorded-Value-41");
+    fleet.commit("a change nothing may apply unrecorded");
+
+    // Disk full.
+    let filler = fleet.state.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=1000"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let refused = |fleet: &Fleet, reason: &str| {
+        let (code, status, stderr) = fleet.once();
+        assert_ne!(code, 0, "{status:#}");
+        let found = kit::refusals(&status, reason);
+        assert!(!found.is_empty(), "{status:#}\n{stderr}");
+        assert_eq!(
+            fleet.output("payments/db.env").expect("still there"),
+            before,
+            "nothing was written"
+        );
+        found[0]["message"].as_str().expect("message").to_owned()
+    };
+    // The journal's last page may still hold a few records; whichever of the state files
+    // cannot grow first stops the apply before any output is written.
+    let (code, status, _) = fleet.once();
+    assert_ne!(code, 0, "{status:#}");
+    assert!(
+        status["refusals"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("No space left")))),
+        "{status:#}"
+    );
+    assert_eq!(
+        fleet.output("payments/db.env").expect("still there"),
+        before
+    );
+
+    // Read-only: the journal cannot be opened, every action is refused for it.
+    std::fs::remove_file(&filler).expect("rm filler");
+    assert!(mount(&["-o", "remount,ro"]));
+    let read_only = refused(&fleet, "audit");
+    assert!(
+        read_only.contains("audit journal") && read_only.contains("Read-only"),
+        "{read_only}"
+    );
+
+    // Writable again: the change applies, recorded.
+    assert!(mount(&["-o", "remount,rw"]));
+    assert_eq!(once(&fleet).0, 0);
+    assert!(
+        fleet
+            .output("payments/db.env")
+            .is_some_and(|env| env.contains("unrecorded-Value-41"))
+    );
+}
