@@ -1,6 +1,9 @@
 //! Crash safety of the controller: `kill -9` at random moments during reconciles of a large
 //! change. At every kill, each output is exactly its old or its new content (never partial),
-//! and a restart converges: every output new, no temporary file left beside the outputs.
+//! and a restart converges: every output new, no temporary file left beside the outputs. The
+//! audit trail too: after every kill the audit branch verifies, no record journalled before the
+//! kill is lost or changed, records have no gap and none is on the branch twice; after every
+//! restart all of them are on the branch.
 //!
 //! One repository of 100 raw outputs (4 targets × 25, 4 KiB values) is built once; the branch
 //! then flips between two prepared trees (old ↔ new contents) with one signed commit per trial,
@@ -184,6 +187,70 @@ impl Bulk {
     }
 }
 
+/// The audit trail after a kill: records on the audit branch and in the journal, by seq.
+#[derive(Debug, Default)]
+struct AuditSeen {
+    /// seq → the record's line, from the branch or the journal (the same line in both).
+    lines: std::collections::BTreeMap<u64, String>,
+    on_branch: u64,
+}
+
+/// Reads the audit branch (which must verify: pushes are whole commits) and the journal (a
+/// partial last line is a write the kill cut, never acknowledged). Panics on a duplicate or
+/// a gap in either, or a line that differs between them.
+fn observe_audit(trial: &str, fleet: &Fleet) -> AuditSeen {
+    use sealops_core::audit::{Line, trail_in_tree, verify_files};
+    let mut seen = AuditSeen::default();
+    let repo = git2::Repository::open(fleet.repo()).expect("repo");
+    let take = |seen: &mut AuditSeen, line: &str, from: &str| {
+        if let Ok(Line::Record(record)) = serde_json::from_str::<Line>(line) {
+            match seen.lines.get(&record.seq) {
+                Some(known) if known == line => {}
+                Some(known) if from == "journal" => {
+                    panic!(
+                        "{trial}: record {} differs in the journal and on the branch:\n{known}\n{line}",
+                        record.seq
+                    )
+                }
+                Some(_) => panic!("{trial}: record {} twice on the audit branch", record.seq),
+                None => {
+                    seen.lines.insert(record.seq, line.to_owned());
+                }
+            }
+        }
+    };
+    if let Ok(tip) = repo.find_reference("refs/heads/sealops/audit") {
+        let tree = tip.peel_to_tree().expect("tree");
+        let files = trail_in_tree(&repo, &tree).expect("trail");
+        let verified = verify_files(&files);
+        assert!(verified.is_intact(), "{trial}: {:?}", verified.problems);
+        let mut files: Vec<_> = files
+            .iter()
+            .filter(|f| f.path.ends_with(".jsonl"))
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        for file in files {
+            for line in file.text.lines() {
+                take(&mut seen, line, "branch");
+            }
+        }
+    }
+    seen.on_branch = seen.lines.len() as u64;
+    let journal =
+        std::fs::read_to_string(fleet.state.join("audit-journal.jsonl")).unwrap_or_default();
+    let complete = journal.rfind('\n').map_or("", |end| &journal[..end]);
+    for line in complete.lines() {
+        take(&mut seen, line, "journal");
+    }
+    let seqs: Vec<u64> = seen.lines.keys().copied().collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{trial}: a gap in the audit records"
+    );
+    seen
+}
+
 fn state_temp_files(state: &Path) -> usize {
     std::fs::read_dir(state)
         .map(|entries| {
@@ -258,6 +325,7 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
     let mut random = Random(seed);
     let (mut before, mut mid, mut after, mut finished, mut torn_writes) = (0, 0, 0, 0, 0);
     let mut mid_by_window = [0; 2];
+    let mut audit = observe_audit("first apply", fleet);
     for trial in 0..TRIALS {
         let name = format!("trial {trial} (seed {seed})");
         let old = applied;
@@ -290,8 +358,23 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
                 mid_by_window[trial % 2] += 1;
             }
         }
+        // No record journalled before the kill is lost by it, or changed.
+        let after_kill = observe_audit(&name, fleet);
+        for (seq, line) in &audit.lines {
+            assert_eq!(
+                after_kill.lines.get(seq),
+                Some(line),
+                "{name}: record {seq} was lost or changed by the kill"
+            );
+        }
         bulk.converge(&name, 1 - old);
         applied = 1 - old;
+        audit = observe_audit(&name, fleet);
+        assert_eq!(
+            audit.on_branch,
+            audit.lines.len() as u64,
+            "{name}: a clean run pushes every journalled record"
+        );
     }
     // The state file is replaced like an output, but nothing removes a temporary file a kill
     // left beside it; reported, not asserted (the acceptance is about outputs).
@@ -306,7 +389,10 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
          ({mid_whole} in the whole-run window, {mid_writing} in the writing window); \
          after every output changed: {after} (of which the run had already exited: {finished}); \
          kills that left a temporary file (killed inside a write): {torn_writes}; \
-         temporary files left in the state directory: {state_leftovers}; total {total:.1} s",
+         temporary files left in the state directory: {state_leftovers}; \
+         audit records on the branch after the last restart: {records}, chain verified after every kill; \
+         total {total:.1} s",
+        records = audit.on_branch,
         outputs = bulk.outputs.len(),
         built = built.as_secs_f64(),
         reconcile = ms(reconcile),

@@ -59,8 +59,9 @@ pub struct Audit {
 pub enum Pushed {
     /// Nothing was waiting.
     Nothing,
-    /// This many lines (records and seals) are on the audit branch and left the journal.
-    Lines(usize),
+    /// `lines` (records and seals) are on the audit branch and left the journal, after
+    /// `attempts` pushes (more than one: another controller pushed first).
+    Lines { lines: usize, attempts: u32 },
 }
 
 impl Audit {
@@ -213,11 +214,14 @@ impl Audit {
         let publisher = Publisher::new(source, &branch)?;
         let mut backoff = Duration::from_millis(20);
         let mut last_problem = String::new();
-        for _ in 0..PUSH_ATTEMPTS {
+        for attempt in 1..=PUSH_ATTEMPTS {
             match publisher.publish(&self.controller, &public_key, &lines) {
                 Ok(Published::Done) => {
                     self.acknowledge(lines.len())?;
-                    return Ok(Pushed::Lines(lines.len()));
+                    return Ok(Pushed::Lines {
+                        lines: lines.len(),
+                        attempts: attempt,
+                    });
                 }
                 Ok(Published::Rejected(why)) => {
                     last_problem = why;

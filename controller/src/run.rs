@@ -199,7 +199,7 @@ impl Controller {
         match &result {
             Ok(pushed) => {
                 Metrics::count(&metrics.audit_pushes, "ok");
-                if let Pushed::Lines(lines) = pushed {
+                if let Pushed::Lines { lines, .. } = pushed {
                     metrics.audit_records_pushed.inc_by(*lines as u64);
                 }
             }

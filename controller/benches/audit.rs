@@ -1,0 +1,120 @@
+//! Audit throughput, against the disk's limit: one fsync.
+//!
+//! `cargo bench -p sealops-controller --bench audit` prints, in one run:
+//! - the limit: one `fdatasync` of an appended line on this disk;
+//! - records journalled durably per second (`Audit::record`, one fsync per group) for groups
+//!   of 1, 10, 100 and 1,000 records;
+//! - end to end: records per second from `Audit::record` to a confirmed push of the audit
+//!   branch to a loopback remote (`file://`), in groups of 100, pushed every 1,000.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sealops_controller::audit::Audit;
+use sealops_controller::source::Source;
+use sealops_core::audit::{Event, Outcome, RecordDraft};
+use sealops_core::controller_config::RepositorySource;
+
+fn draft(n: usize) -> RecordDraft {
+    let mut draft = RecordDraft::new(Event::OutputWritten, Outcome::Ok);
+    draft.commit = Some("6f0892c4d1e5a7b3f9e2d8c6a4b1e3f5d7c9a2b4".to_owned());
+    draft.path = Some(format!("apps/bench/secret-{n}"));
+    draft.keys = vec!["PASSWORD".to_owned(), "USER".to_owned()];
+    draft.target = Some(format!("target-{}", n % 100));
+    draft.identity = Some("bench".to_owned());
+    draft.fingerprints.insert(
+        "PASSWORD".to_owned(),
+        format!("hmac-sha256:{}", "ab".repeat(32)),
+    );
+    draft
+}
+
+fn fsync_limit(dir: &Path) -> Duration {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("fsync-probe"))
+        .expect("probe");
+    let runs = 200;
+    let start = Instant::now();
+    for _ in 0..runs {
+        file.write_all(b"{\"probe\":true}\n").expect("write");
+        file.sync_data().expect("fdatasync");
+    }
+    start.elapsed() / runs
+}
+
+fn main() {
+    let dir =
+        tempfile::tempdir_in(std::env::var_os("CARGO_TARGET_TMPDIR").unwrap_or_else(|| ".".into()))
+            .expect("tempdir");
+    let fsync = fsync_limit(dir.path());
+    println!(
+        "limit: one fdatasync of an appended line {:.3} ms → at most {:.0} durable appends/s",
+        fsync.as_secs_f64() * 1e3,
+        1.0 / fsync.as_secs_f64()
+    );
+
+    for group in [1usize, 10, 100, 1000] {
+        let state = dir.path().join(format!("journal-{group}"));
+        std::fs::create_dir_all(&state).expect("state");
+        let audit = Audit::open(&state, "bench", "bench");
+        let total = (group * 200).clamp(2_000, 100_000);
+        let start = Instant::now();
+        for base in (0..total).step_by(group) {
+            audit
+                .record((base..base + group).map(draft).collect())
+                .expect("journalled");
+        }
+        let elapsed = start.elapsed();
+        println!(
+            "journal: {total} records in groups of {group}: {:.0} records/s durable ({:.3} ms per group, {:.2}× one fdatasync)",
+            total as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e3 / (total / group) as f64,
+            elapsed.as_secs_f64() / (total / group) as f64 / fsync.as_secs_f64()
+        );
+    }
+
+    let remote = dir.path().join("remote.git");
+    std::fs::create_dir_all(&remote).expect("remote");
+    let status = Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .current_dir(&remote)
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let state = dir.path().join("pushing");
+    std::fs::create_dir_all(&state).expect("state");
+    let source = Source::new(
+        &RepositorySource {
+            path: None,
+            url: Some(format!("file://{}", remote.display())),
+            branch: "main".to_owned(),
+            token_file: None,
+            ssh_key_file: None,
+        },
+        &state,
+    );
+    let audit = Audit::open(&state, "bench", "bench");
+    let total = 20_000;
+    let start = Instant::now();
+    let mut pushes = 0;
+    for base in (0..total).step_by(100) {
+        audit
+            .record((base..base + 100).map(draft).collect())
+            .expect("journalled");
+        if (base + 100) % 1000 == 0 {
+            audit.push(&source).expect("pushed");
+            pushes += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(audit.waiting(), 0);
+    println!(
+        "end to end: {total} records journalled and pushed to a file:// remote in {pushes} pushes: {:.0} records/s ({:.1} ms per push of 1,000)",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e3 / pushes as f64
+    );
+}
