@@ -267,6 +267,105 @@ fn every_controller_action_is_on_the_audit_branch_and_verifies_and_tampering_is_
     );
 }
 
+/// The controller-issue scenarios against a real remote (`git daemon` on 127.0.0.1 with
+/// receive-pack): the binary pushes its trail to the remote's audit branch.
+#[test]
+fn refusals_of_every_kind_reach_the_audit_branch_of_a_real_remote() {
+    let fleet = kit::single_approver_fleet();
+    let served = fleet.serve_remote();
+    fleet.write_remote_config(&served.url(), "audit:\n  controller_id: remote-node\n");
+    assert_eq!(once(&fleet).0, 0);
+
+    // Policy: payments may not read the web app's secret.
+    kit::seal(&fleet, "apps/web/env", &[("WEB_TOKEN", "web-Token-75")]);
+    fleet.commit("the web app's secret");
+    fleet.write(
+        "targets/payments.yaml",
+        &format!(
+            "{PAYMENTS_TARGET}  - secret: apps/web/env\n    format: dotenv\n    path: payments/web.env\n"
+        ),
+    );
+    let denied = fleet.commit("payments also reads the web app's secret");
+    fleet.push_to(&served.bare, false);
+    assert_eq!(once(&fleet).0, 1);
+    kit::revert(&fleet, &denied);
+
+    // Decryption: a damaged ciphertext.
+    let manifest = fleet.world.manifest("apps/payments/db");
+    let line = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("DB_PASSWORD: sealed:"))
+        .expect("the sealed password line")
+        .to_owned();
+    let at = line.rfind(':').expect("payload") + 40;
+    let flipped = if &line[at..=at] == "A" { "B" } else { "A" };
+    fleet.write(
+        "secrets/apps/payments/db.yaml",
+        &manifest.replace(
+            &line,
+            &format!("{}{flipped}{}", &line[..at], &line[at + 1..]),
+        ),
+    );
+    let damaged = fleet.commit("a damaged ciphertext");
+    fleet.push_to(&served.bare, false);
+    assert_eq!(once(&fleet).0, 1);
+
+    // The trail as the remote holds it.
+    git(
+        fleet.repo(),
+        &[
+            "fetch",
+            "-q",
+            served.bare.to_str().expect("utf8"),
+            "+sealops/audit:refs/remotes/origin/sealops/audit",
+        ],
+    );
+    let _ = std::process::Command::new("git")
+        .args(["branch", "-D", "sealops/audit"])
+        .current_dir(fleet.repo())
+        .output();
+    let all = records(&fleet);
+    let find = |event: &str, commit: &str| {
+        all.iter()
+            .find(|r| r["event"] == event && r["commit"] == commit)
+            .unwrap_or_else(|| panic!("no {event} for {commit} in {all:#?}"))
+    };
+    assert!(
+        find("access-denied", &denied)["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("policy:") && r.contains("apps/web/env"))
+    );
+    assert!(
+        find("commit-refused", &damaged)["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("decryption:"))
+    );
+    assert!(all.iter().all(|r| r["controller"] == "remote-node"));
+    let (code, out) = verify(&fleet);
+    assert_eq!(code, 0, "{out}");
+    let text = {
+        let files = git(
+            served.bare.as_path(),
+            &["ls-tree", "-r", "--name-only", "sealops/audit"],
+        );
+        files
+            .lines()
+            .map(|f| {
+                git(
+                    served.bare.as_path(),
+                    &["show", &format!("sealops/audit:{f}")],
+                )
+            })
+            .collect::<String>()
+    };
+    for value in [PASSWORD, "web-Token-75"] {
+        assert!(
+            !text.contains(value),
+            "{value} is on the remote's audit branch"
+        );
+    }
+}
+
 #[test]
 fn an_unwritable_journal_refuses_every_output_and_says_why() {
     let fleet = kit::single_approver_fleet();

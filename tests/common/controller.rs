@@ -584,6 +584,8 @@ pub mod remote {
                     .arg(format!("--base-path={}", base.display()))
                     .arg("--export-all")
                     .arg("--informative-errors")
+                    // The audit trail is pushed back over git:// too.
+                    .arg("--enable=receive-pack")
                     .arg(base)
                     .env("GIT_CONFIG_GLOBAL", "/dev/null")
                     .env("GIT_CONFIG_NOSYSTEM", "1")
