@@ -389,6 +389,94 @@ fn hooks_a_killed_controller_owed_run_after_the_restart() {
     assert_eq!(runs().lines().count(), 2, "and is owed no longer");
 }
 
+/// The first refusal message with `reason` in a status document.
+fn refusal_message(status: &serde_json::Value, reason: &str) -> Option<String> {
+    kit::refusals(status, reason)
+        .first()
+        .and_then(|r| r["message"].as_str())
+        .map(str::to_owned)
+}
+
+#[test]
+fn each_file_has_one_writer_and_a_freed_destination_can_be_taken() {
+    let fleet = kit::single_approver_fleet();
+    let other = |path: &str| {
+        format!(
+            "sealops: v1\nidentity: payments\noutputs:\n  - secret: apps/payments/db\n    key: DB_USER\n    format: raw\n    path: {path}\n"
+        )
+    };
+    // Long-running, so each commit is an incremental reconcile: unchanged targets are checked
+    // through the controller's index of what the applied state writes.
+    let mut running = kit::spawn(&fleet, "");
+    let first = kit::head(&fleet);
+    running.wait_for_status("the first apply", |s| {
+        s["applied"]["commit"] == first.as_str()
+    });
+    let before = db_env(&fleet);
+
+    // A new target claims a file an unchanged target writes: refused, nothing written.
+    fleet.write("targets/other.yaml", &other("payments/db.env"));
+    let commit = fleet.commit("another writer for db.env");
+    let status = running.wait_for_status("the conflict refused", |s| {
+        s["head"] == commit.as_str() && refusal_message(s, "output").is_some()
+    });
+    let message = refusal_message(&status, "output").expect("refusal");
+    assert!(
+        message.contains("payments/db.env is also written by targets/payments.yaml"),
+        "{message}"
+    );
+    assert_eq!(db_env(&fleet), before);
+
+    // Two outputs of one target on one file: refused.
+    fleet.write(
+        "targets/other.yaml",
+        &format!(
+            "{}  - secret: apps/payments/db\n    key: DB_HOST\n    format: raw\n    path: payments/twice\n",
+            other("payments/twice")
+        ),
+    );
+    let commit = fleet.commit("one target, one file, two outputs");
+    let status = running.wait_for_status("the second conflict refused", |s| {
+        s["head"] == commit.as_str()
+            && refusal_message(s, "output").is_some_and(|m| m.contains("twice"))
+    });
+    let message = refusal_message(&status, "output").expect("refusal");
+    assert!(
+        message.contains("also written by targets/other.yaml output 1"),
+        "{message}"
+    );
+
+    // payments moves db.env elsewhere in the same commit that gives db.env to other: allowed,
+    // and db.env (still written) is not removed as payments' old output.
+    fleet.write(
+        "targets/payments.yaml",
+        &common::controller::PAYMENTS_TARGET.replace("payments/db.env", "payments/moved.env"),
+    );
+    fleet.write("targets/other.yaml", &other("payments/db.env"));
+    let commit = fleet.commit("db.env changes hands");
+    running.wait_for_status("db.env changed hands", |s| {
+        s["applied"]["commit"] == commit.as_str()
+    });
+    assert_eq!(fleet.output("payments/db.env").as_deref(), Some("payments"));
+    assert_eq!(fleet.output("payments/moved.env"), Some(before.clone()));
+    assert_eq!(fleet.output("payments/twice"), None);
+
+    // And an unchanged target still conflicts with a later newcomer through the index.
+    fleet.write("targets/third.yaml", &other("payments/moved.env"));
+    let commit = fleet.commit("a third writer for moved.env");
+    let status = running.wait_for_status("the third conflict refused", |s| {
+        s["head"] == commit.as_str()
+            && refusal_message(s, "output").is_some_and(|m| m.contains("moved.env"))
+    });
+    let message = refusal_message(&status, "output").expect("refusal");
+    assert!(
+        message.contains("also written by targets/payments.yaml"),
+        "{message}"
+    );
+    assert_eq!(fleet.output("payments/moved.env"), Some(before));
+    assert_eq!(running.terminate(), 0);
+}
+
 #[test]
 fn a_restart_leaves_outputs_in_place_untouched() {
     use std::os::unix::fs::MetadataExt;

@@ -58,6 +58,63 @@ pub struct Engine {
     pub parsed_targets: std::sync::Mutex<HashMap<Oid, Arc<Target>>>,
     /// Every action is journalled here before it happens.
     pub audit: Arc<Audit>,
+    pub owners: std::sync::Mutex<Owners>,
+}
+
+/// Which target writes each destination of the applied state: the one-writer-per-file check
+/// looks destinations up here instead of walking every output on every reconcile.
+#[derive(Debug, Default)]
+pub struct Owners {
+    /// The applied commit the index describes.
+    commit: Option<String>,
+    pub by_path: HashMap<PathBuf, String>,
+}
+
+impl Owners {
+    /// Makes the index describe `applied` (rebuilt only when it describes something else: at
+    /// start, or after an apply whose state could not be saved).
+    pub fn follow(&mut self, applied: Option<&AppliedState>) {
+        let Some(applied) = applied else {
+            self.commit = None;
+            self.by_path.clear();
+            return;
+        };
+        if self.commit.as_deref() == Some(applied.commit.as_str()) {
+            return;
+        }
+        self.by_path.clear();
+        for (name, paths) in &applied.outputs {
+            for path in paths {
+                self.by_path.insert(path.clone(), name.clone());
+            }
+        }
+        self.commit = Some(applied.commit.clone());
+    }
+
+    /// `plan` was applied on top of `before`: only its targets change.
+    pub fn applied(&mut self, before: Option<&AppliedState>, plan: &Plan) {
+        if self.commit.as_deref() != before.map(|b| b.commit.as_str()) {
+            self.commit = None; // rebuilt from the state on the next plan
+            return;
+        }
+        for name in plan.outputs.keys().chain(&plan.dropped) {
+            for path in before
+                .and_then(|b| b.outputs.get(name))
+                .into_iter()
+                .flatten()
+            {
+                if self.by_path.get(path) == Some(name) {
+                    self.by_path.remove(path);
+                }
+            }
+        }
+        for (name, paths) in &plan.outputs {
+            for path in paths {
+                self.by_path.insert(path.clone(), name.clone());
+            }
+        }
+        self.commit = Some(plan.commit.to_string());
+    }
 }
 
 /// One output to write.
@@ -95,8 +152,11 @@ pub struct Plan {
     pub writes: Vec<PlannedWrite>,
     /// Outputs no target writes any more: (target, destination).
     pub removals: Vec<(String, PathBuf)>,
-    /// Destinations of every selected target after this commit.
+    /// Destinations of the targets planned now (every selected target on a full reconcile);
+    /// the others keep the destinations the applied state records.
     pub outputs: BTreeMap<String, Vec<PathBuf>>,
+    /// Targets of the applied state that are gone or no longer select this node.
+    pub dropped: Vec<String>,
     /// Targets present in the commit whose selector does not match this node.
     pub not_selected: Vec<String>,
     /// Targets whose outputs were rendered (the rest were untouched by the change).
@@ -289,30 +349,32 @@ pub fn plan(
     }
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut outputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    // Targets planned now; the others keep what the applied state says, untouched.
+    let reworked: HashSet<&str> = selected
+        .iter()
+        .filter(|(name, (file, target))| needs_work(name, file, target))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let dropped: Vec<String> = previous
+        .map(|p| {
+            p.outputs
+                .keys()
+                .filter(|name| !selected.contains_key(*name))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     // Each file has one writer. Outputs of targets nothing touched were checked when they were
-    // applied and only need to be known here (borrowed, not copied: with 10,000 outputs this
-    // runs on every reconcile); outputs resolved now are checked against all of them.
-    let mut kept_claims: HashMap<&Path, &str> = HashMap::new();
+    // applied; the engine keeps an index of them (kept in step with the applied state, so this
+    // costs nothing per unchanged output), and destinations resolved now are checked against it
+    // and against each other.
+    let mut owners = engine.owners.lock().unwrap_or_else(|e| e.into_inner());
+    owners.follow(previous);
     let mut claimed: HashMap<PathBuf, String> = HashMap::new();
-    let mut reworked: HashSet<&str> = HashSet::new();
     for (name, (file, target)) in &selected {
-        if !needs_work(name, file, target)
-            && let Some(unchanged) = previous.and_then(|p| p.outputs.get(name))
-        {
-            for destination in unchanged {
-                kept_claims.insert(destination, file);
-            }
-        }
-    }
-    for (name, (file, target)) in &selected {
-        let work = needs_work(name, file, target);
-        if !work && let Some(unchanged) = previous.and_then(|p| p.outputs.get(name)) {
-            // Neither the target nor what governs it changed: its destinations are the ones
-            // resolved when it was last applied, and nothing of it is written now.
-            outputs.insert(name.clone(), unchanged.clone());
+        if !reworked.contains(name.as_str()) {
             continue;
         }
-        reworked.insert(name);
         let mut destinations = Vec::new();
         for (index, out) in target.outputs.iter().enumerate() {
             let at = format!("{file} output {}", index + 1);
@@ -323,9 +385,11 @@ pub fn plan(
                     continue;
                 }
             };
-            let other = kept_claims
-                .get(destination.as_path())
-                .map(|file| (*file).to_owned())
+            let other = owners
+                .by_path
+                .get(&destination)
+                .filter(|owner| !reworked.contains(owner.as_str()) && !dropped.contains(owner))
+                .map(|owner| format!("targets/{owner}.yaml"))
                 .or_else(|| claimed.insert(destination.clone(), at.clone()));
             if let Some(other) = other {
                 refusals.push(refuse(
@@ -339,9 +403,6 @@ pub fn plan(
                 ));
             }
             destinations.push(destination.clone());
-            if !work {
-                continue;
-            }
             for hook in &out.on_change {
                 if !engine.hooks.contains_key(hook) {
                     refusals.push(refuse(
@@ -511,19 +572,21 @@ pub fn plan(
         return Err(refusals);
     }
 
+    drop(owners);
     let mut removals = Vec::new();
     if let Some(previous) = previous {
-        for (name, old) in &previous.outputs {
-            if outputs.contains_key(name) && !reworked.contains(name.as_str()) {
-                continue; // the same outputs as before
-            }
-            let kept: HashSet<&PathBuf> = outputs.get(name).into_iter().flatten().collect();
+        for name in reworked
+            .iter()
+            .copied()
+            .chain(dropped.iter().map(String::as_str))
+        {
+            let Some(old) = previous.outputs.get(name) else {
+                continue;
+            };
             for path in old {
-                if !kept.contains(path)
-                    && !claimed.contains_key(path)
-                    && !kept_claims.contains_key(path.as_path())
-                {
-                    removals.push((name.clone(), path.clone()));
+                // Still written (by this target or another reworked one): not removed.
+                if !claimed.contains_key(path) {
+                    removals.push((name.to_owned(), path.clone()));
                 }
             }
         }
@@ -534,6 +597,7 @@ pub fn plan(
         writes,
         removals,
         outputs,
+        dropped,
         not_selected,
         rendered_targets: rendered.len(),
         audit_branch,
@@ -851,9 +915,19 @@ pub fn in_sync_statuses(
         .collect()
 }
 
-/// Per-target status after a plan was applied.
-pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
-    let mut statuses = in_sync_statuses(&plan.outputs);
+/// Brings per-target statuses in line with an applied plan: planned targets are in sync with
+/// their new outputs, dropped ones go, unselected ones say so; the rest stay in sync as they
+/// were (a target marked refused is in sync again: the applied commit is what it holds).
+pub fn update_statuses(statuses: &mut BTreeMap<String, TargetStatus>, plan: &Plan) {
+    for name in &plan.dropped {
+        statuses.remove(name);
+    }
+    for status in statuses.values_mut() {
+        if status.state == "refused" {
+            status.state = "in-sync".into();
+        }
+    }
+    statuses.extend(in_sync_statuses(&plan.outputs));
     for name in &plan.not_selected {
         statuses.insert(
             name.clone(),
@@ -864,7 +938,6 @@ pub fn target_statuses(plan: &Plan) -> BTreeMap<String, TargetStatus> {
             },
         );
     }
-    statuses
 }
 
 /// Removes temporary files a killed controller left in the folders of its outputs.

@@ -173,6 +173,7 @@ impl Controller {
                 parsed_targets: Default::default(),
                 removed_outputs: config.removed_outputs,
                 audit,
+                owners: Default::default(),
             },
             trust,
             state_file,
@@ -416,21 +417,28 @@ impl Controller {
         for _ in 0..hooks_failed {
             Metrics::count(&metrics.hooks_run, "failed");
         }
-        let mut outputs = self
-            .applied
-            .as_ref()
-            .map(|a| a.outputs.clone())
-            .unwrap_or_default();
-        outputs.retain(|name, _| plan.outputs.contains_key(name));
-        outputs.extend(plan.outputs.clone());
-        let state = AppliedState {
-            commit: commit.to_string(),
-            applied_at: now_rfc3339(),
-            commit_time: plan.commit_time,
-            outputs,
-            signers_from_repository: selection.signers_from_repository,
-        };
+        // The applied state changes in place: only the planned targets' entries (with 10,000
+        // outputs, copying the whole map on every reconcile was most of an incremental one).
+        self.engine
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .applied(self.applied.as_ref(), &plan);
+        let mut state = self.applied.take().unwrap_or_default();
+        for name in &plan.dropped {
+            state.outputs.remove(name);
+        }
+        for (name, paths) in &plan.outputs {
+            state.outputs.insert(name.clone(), paths.clone());
+        }
+        state.commit = commit.to_string();
+        state.applied_at = now_rfc3339();
+        state.commit_time = plan.commit_time;
+        state.signers_from_repository = selection.signers_from_repository;
         if let Err(e) = self.state_file.save(&state) {
+            // The previous state is what the disk holds; the next reconcile starts from it
+            // (the outputs written meanwhile are rewritten or found in place).
+            self.applied = self.state_file.load().ok().flatten();
             return failed(self, crate::status::Reason::Repository, e.to_string());
         }
         if plan.audit_branch == self.source.branch() {
@@ -445,12 +453,16 @@ impl Controller {
         if let Err(e) = self.source.pin_applied(&repo, commit) {
             tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
         }
-        self.applied = Some(state.clone());
+        let applied_doc = Applied {
+            commit: state.commit.clone(),
+            applied_at: state.applied_at.clone(),
+            commit_time: state.commit_time,
+        };
+        self.applied = Some(state);
         self.refused_head = refusals
             .iter()
             .any(|r| r.reason != crate::status::Reason::Fetch)
             .then_some(head);
-        let statuses = materialise::target_statuses(&plan);
         metrics.last_applied_commit_time.set(plan.commit_time);
         metrics
             .last_applied_time
@@ -469,12 +481,8 @@ impl Controller {
         let clean = refusals.is_empty();
         self.report(refusals, true);
         self.status.update(|doc| {
-            doc.applied = Some(Applied {
-                commit: state.commit.clone(),
-                applied_at: state.applied_at.clone(),
-                commit_time: state.commit_time,
-            });
-            doc.targets = statuses;
+            doc.applied = Some(applied_doc);
+            materialise::update_statuses(&mut doc.targets, &plan);
             if clean {
                 doc.last_error = None;
             }
