@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use git2::{Oid, Repository};
 use sealops_core::audit::{
-    AuditKeys, AuditLog, Fingerprinter, Journal, JournalError, Line, RecordDraft, append_commit,
+    AuditKeys, AuditLog, Fingerprinter, Journal, JournalError, RecordDraft, append_commit,
 };
 
 use crate::source::Source;
@@ -155,7 +155,7 @@ impl Audit {
                 .journal
                 .pending()
                 .iter()
-                .filter(|l| matches!(serde_json::from_str::<Line>(l), Ok(Line::Record(_))))
+                .filter(|l| is_record(l))
                 .count(),
             Err(_) => 0,
         }
@@ -186,9 +186,7 @@ impl Audit {
             return Err(journal_problem(&e));
         }
         let lines = trail.journal.pending().to_vec();
-        let anything_new = lines
-            .iter()
-            .any(|l| matches!(serde_json::from_str::<Line>(l), Ok(Line::Record(_))));
+        let anything_new = lines.iter().any(|l| is_record(l));
         Ok(anything_new.then(|| (lines, trail.log.keys().public_key())))
     }
 
@@ -236,6 +234,13 @@ impl Audit {
             "pushing to {branch}: still rejected after {PUSH_ATTEMPTS} attempts ({last_problem}); the records stay journalled"
         ))
     }
+}
+
+/// Whether a journal line is a record (not a seal), without parsing it: this runs after every
+/// reconcile over everything not yet pushed. Records and seals are written by this module, a
+/// seal always as `{"seal":…`.
+fn is_record(line: &str) -> bool {
+    !line.starts_with("{\"seal\"")
 }
 
 fn journal_problem(e: &JournalError) -> String {

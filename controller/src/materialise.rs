@@ -325,6 +325,12 @@ pub fn plan(
     parsed.retain(|blob, _| seen.contains(blob));
     drop(parsed);
 
+    // Secrets whose manifest changed, by secret path (no allocation per output looked up).
+    let changed_secrets: HashSet<&str> = changed
+        .iter()
+        .flatten()
+        .filter_map(|p| p.strip_prefix("secrets/")?.strip_suffix(".yaml"))
+        .collect();
     let needs_work = |name: &str, file: &str, target: &Target| -> bool {
         let Some(paths) = &changed else { return true };
         authority_changed
@@ -333,7 +339,7 @@ pub fn plan(
             || target
                 .outputs
                 .iter()
-                .any(|o| paths.contains(&format!("secrets/{}.yaml", o.secret)))
+                .any(|o| changed_secrets.contains(o.secret.as_str()))
     };
 
     // Check everything that needs no decryption first: identity, policy, paths, hooks.

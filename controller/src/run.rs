@@ -425,6 +425,11 @@ impl Controller {
             .unwrap_or_else(|e| e.into_inner())
             .applied(self.applied.as_ref(), &plan);
         let mut state = self.applied.take().unwrap_or_default();
+        let outputs_changed = !plan.dropped.is_empty()
+            || plan
+                .outputs
+                .iter()
+                .any(|(name, paths)| state.outputs.get(name) != Some(paths));
         for name in &plan.dropped {
             state.outputs.remove(name);
         }
@@ -435,7 +440,7 @@ impl Controller {
         state.applied_at = now_rfc3339();
         state.commit_time = plan.commit_time;
         state.signers_from_repository = selection.signers_from_repository;
-        if let Err(e) = self.state_file.save(&state) {
+        if let Err(e) = self.state_file.save(&state, outputs_changed) {
             // The previous state is what the disk holds; the next reconcile starts from it
             // (the outputs written meanwhile are rewritten or found in place).
             self.applied = self.state_file.load().ok().flatten();
