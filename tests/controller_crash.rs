@@ -158,9 +158,13 @@ impl Bulk {
         seen
     }
 
+    /// The controller in a process group of its own, so a kill reaches the `git` it runs too,
+    /// as a supervisor's does (systemd kills the unit's cgroup, Kubernetes the container).
     fn spawn(&self) -> Child {
+        use std::os::unix::process::CommandExt as _;
         self.fleet
             .controller()
+            .process_group(0)
             .args(["run", "--once", "--config"])
             .arg(&self.fleet.config)
             .stdin(Stdio::null())
@@ -199,9 +203,14 @@ struct AuditSeen {
 /// partial last line is a write the kill cut, never acknowledged). Panics on a duplicate or
 /// a gap in either, or a line that differs between them.
 fn observe_audit(trial: &str, fleet: &Fleet) -> AuditSeen {
+    observe_audit_in(trial, fleet, fleet.repo())
+}
+
+/// [`observe_audit`] with the audit branch in `branch_repo` (a remote).
+fn observe_audit_in(trial: &str, fleet: &Fleet, branch_repo: &Path) -> AuditSeen {
     use sealops_core::audit::{Line, trail_in_tree, verify_files};
     let mut seen = AuditSeen::default();
-    let repo = git2::Repository::open(fleet.repo()).expect("repo");
+    let repo = git2::Repository::open(branch_repo).expect("repo");
     let take = |seen: &mut AuditSeen, line: &str, from: &str| {
         if let Ok(Line::Record(record)) = serde_json::from_str::<Line>(line) {
             match seen.lines.get(&record.seq) {
@@ -249,6 +258,16 @@ fn observe_audit(trial: &str, fleet: &Fleet) -> AuditSeen {
         "{trial}: a gap in the audit records"
     );
     seen
+}
+
+/// SIGKILL to the controller's process group (it and any `git` it is running).
+fn kill_9(child: &Child) {
+    let group = format!("-{}", child.id());
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success(), "kill -KILL -- {group}");
 }
 
 fn state_temp_files(state: &Path) -> usize {
@@ -342,8 +361,8 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
         if exited {
             finished += 1;
         } else {
-            // `Child::kill` is SIGKILL: no handler, no cleanup, like a power cut for the process.
-            child.kill().expect("SIGKILL");
+            // SIGKILL: no handler, no cleanup, like a power cut for the process.
+            kill_9(&child);
         }
         child.wait().expect("reaped");
         let seen = bulk.observe(&name, old);
@@ -407,5 +426,98 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
     assert!(
         mid > 0,
         "no kill landed mid-reconcile (before {before}, after {after}): the kill window is wrong, so the test proved nothing"
+    );
+}
+
+/// The trail under kill -9 while the controller records and pushes to a remote (`file://`, a
+/// bare repository): the push phase (fetch the audit branch, commit, push) is long enough here
+/// that many kills land inside it.
+#[test]
+fn kill_9_while_recording_and_pushing_to_a_remote_loses_and_duplicates_no_record() {
+    let started = Instant::now();
+    let (bulk, trees) = Bulk::build();
+    let fleet = &bulk.fleet;
+    let anchor = fleet.commit_tree(&trees[0], "bulk outputs: generation 0");
+    let bare = fleet.bare_remote();
+    let url = format!("file://{}", bare.display());
+    fleet.write_remote_config(&url, &format!("  initial_commit: {anchor}\n"));
+    let (code, status, stderr) = fleet.once();
+    assert_eq!(code, 0, "first apply\n{status:#}\n{stderr}");
+    let mut audit = observe_audit_in("first apply", fleet, &bare);
+    assert!(audit.on_branch > 0, "the first run pushed its records");
+
+    // Calibration: one whole run (fetch, reconcile, record, push).
+    let mut applied = 0;
+    fleet.commit_tree(&trees[1 - applied], "calibration");
+    fleet.push_to(&bare, false);
+    let begin = Instant::now();
+    let status = bulk.spawn().wait().expect("runs");
+    let whole = begin.elapsed();
+    assert!(status.success(), "calibration run failed: {status}");
+    applied = 1 - applied;
+    audit = observe_audit_in("calibration", fleet, &bare);
+
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos() as u64
+        });
+    let mut random = Random(seed);
+    let (mut pushed_by_killed_run, mut killed) = (0, 0);
+    for trial in 0..TRIALS {
+        let name = format!("remote trial {trial} (seed {seed})");
+        let old = applied;
+        fleet.commit_tree(&trees[1 - old], &format!("trial {trial}"));
+        fleet.push_to(&bare, false);
+        let before_kill = audit.on_branch;
+        let mut child = bulk.spawn();
+        // Even trials anywhere in the run; odd ones in its last part, where it pushes.
+        let delay = if trial % 2 == 0 {
+            Duration::from_micros(random.below((whole + whole / 5).as_micros() as u64))
+        } else {
+            whole * 3 / 5 + Duration::from_micros(random.below((whole / 2).as_micros() as u64))
+        };
+        std::thread::sleep(delay);
+        if child.try_wait().expect("try_wait").is_none() {
+            kill_9(&child);
+            killed += 1;
+        }
+        child.wait().expect("reaped");
+        bulk.observe(&name, old);
+        let after_kill = observe_audit_in(&name, fleet, &bare);
+        for (seq, line) in &audit.lines {
+            assert_eq!(
+                after_kill.lines.get(seq),
+                Some(line),
+                "{name}: record {seq} was lost or changed by the kill"
+            );
+        }
+        if after_kill.on_branch > before_kill {
+            pushed_by_killed_run += 1;
+        }
+        bulk.converge(&name, 1 - old);
+        applied = 1 - old;
+        audit = observe_audit_in(&name, fleet, &bare);
+        assert_eq!(
+            audit.on_branch,
+            audit.lines.len() as u64,
+            "{name}: a clean run pushes every journalled record"
+        );
+    }
+    println!(
+        "crash safety, audit to a remote: {TRIALS} trials, seed {seed}; one whole run {:.0} ms; \
+         killed {killed}; runs that got records onto the remote before the kill or exit: \
+         {pushed_by_killed_run}; records on the remote at the end: {}; total {:.1} s",
+        whole.as_secs_f64() * 1e3,
+        audit.on_branch,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        killed > TRIALS / 2,
+        "most runs finished before the kill: the kill window is wrong, so the test proved little"
     );
 }

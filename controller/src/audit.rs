@@ -30,6 +30,7 @@ pub const KEY_FILE: &str = "audit.key";
 pub const JOURNAL_FILE: &str = "audit-journal.jsonl";
 
 const PUSH_ATTEMPTS: u32 = 12;
+const STALE_REF_LOCK: Duration = Duration::from_secs(30);
 
 /// An open trail: the chain and its journal.
 #[derive(Debug)]
@@ -330,6 +331,19 @@ impl<'s> Publisher<'s> {
                                 | git2::ErrorCode::Locked
                         ) =>
                     {
+                        // A ref update holds its lock for well under a second: a lock file
+                        // much older than that was left by a killed writer, and would refuse
+                        // every update from now on.
+                        let lock = repo.path().join(format!("{reference}.lock"));
+                        if std::fs::metadata(&lock)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age > STALE_REF_LOCK)
+                        {
+                            tracing::warn!(file = %lock.display(), "removing a stale ref lock");
+                            let _ = std::fs::remove_file(&lock);
+                        }
                         Ok(Published::Rejected(e.message().to_owned()))
                     }
                     Err(e) => Err(format!("updating {reference}: {}", e.message())),

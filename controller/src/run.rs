@@ -25,7 +25,7 @@ use crate::desired::{self, TrustSettings};
 use crate::materialise::{self, Engine, HookSpec};
 use crate::output::OutputRoots;
 use crate::source::Source;
-use crate::state::{AppliedState, StateFile};
+use crate::state::{AppliedState, StateFile, StateLock};
 use crate::status::{Applied, LastReconcile, Metrics, ReasonLabel, Refusal, Status};
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 
@@ -46,6 +46,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Controller {
     source: Source,
+    _lock: StateLock,
     engine: Engine,
     trust: TrustSettings,
     state_file: StateFile,
@@ -107,6 +108,9 @@ impl Controller {
             );
         }
         let state_file = StateFile::open(&config.state_dir)?;
+        let lock = StateLock::acquire(&config.state_dir)?;
+        let source = Source::new(&config.repository, &config.state_dir);
+        source.clear_stale_locks();
         let applied = state_file.load()?;
         let interrupted = state_file.interrupted_apply()?;
         if let Some(apply) = &interrupted {
@@ -163,7 +167,8 @@ impl Controller {
             tracing::error!(error = %e, "cannot record the identities loaded");
         }
         Ok(Self {
-            source: Source::new(&config.repository, &config.state_dir),
+            source,
+            _lock: lock,
             engine: Engine {
                 roots,
                 node_labels: config.node.labels.clone(),

@@ -114,6 +114,33 @@ impl Source {
         }
     }
 
+    /// Removes lock files a killed `git` left in the mirror (it belongs to this controller
+    /// alone, see [`crate::state::StateLock`]): otherwise every later fetch fails on them.
+    pub fn clear_stale_locks(&self) {
+        let Self::Remote { mirror, .. } = self else {
+            return;
+        };
+        let mut pending = vec![mirror.clone()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() && path.file_name().is_none_or(|n| n != "objects") => {
+                        pending.push(path)
+                    }
+                    Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "lock") => {
+                        tracing::warn!(file = %path.display(), "removing a lock file a killed git left");
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// The newest commit of the branch.
     pub fn head(&self, repo: &Repository) -> Result<Oid, SourceError> {
         let name = self.head_ref();

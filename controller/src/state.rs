@@ -72,12 +72,52 @@ pub enum StateError {
         "{path} is not a state file this controller wrote ({problem}); move it away to start from the trust anchor again"
     )]
     Corrupt { path: PathBuf, problem: String },
+    #[error(
+        "another sealops-controller is using the state directory {path}; run one controller per state directory"
+    )]
+    InUse { path: PathBuf },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Held for as long as a controller runs: one controller per state directory (its journal,
+/// mirror and state are its own; the kernel releases the lock when the process dies, even by
+/// `kill -9`).
+#[derive(Debug)]
+pub struct StateLock {
+    _held: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl StateLock {
+    pub fn acquire(state_dir: &Path) -> Result<Self, StateError> {
+        let path = state_dir.join("controller.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            // A read-only state directory still locks (the controller then refuses to act,
+            // and says why, instead of not starting).
+            .or_else(|_| std::fs::File::open(&path))
+            .map_err(|source| StateError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(held) => Ok(Self { _held: held }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(StateError::InUse {
+                path: state_dir.to_owned(),
+            }),
+            Err((_, errno)) => Err(StateError::Read {
+                path,
+                source: std::io::Error::from(errno),
+            }),
+        }
+    }
 }
 
 /// The state file of a state directory.
@@ -233,6 +273,16 @@ impl StateFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_controller_per_state_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = StateLock::acquire(dir.path()).expect("first");
+        let err = StateLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("one controller per state directory"), "{err}");
+        drop(held);
+        StateLock::acquire(dir.path()).expect("free again");
+    }
 
     #[test]
     fn round_trips_and_refuses_garbage() {
