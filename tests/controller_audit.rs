@@ -455,3 +455,32 @@ fn an_unwritable_journal_refuses_every_output_and_says_why() {
             .is_some_and(|env| env.contains("unrecorded-Value-41"))
     );
 }
+
+#[test]
+fn a_controller_that_lost_its_audit_key_cannot_continue_the_trail_under_its_name() {
+    let fleet = kit::single_approver_fleet();
+    fleet.write_config("audit:\n  controller_id: node-9\n");
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+    assert_eq!(status["audit"]["branch"], "sealops/audit");
+    assert!(
+        status["audit"].get("last_push_error").is_none(),
+        "{status:#}"
+    );
+
+    // The state directory is lost (audit key and journal with it); the controller starts over
+    // under the same name with a new key: its records stay journalled, the trail untouched.
+    std::fs::remove_dir_all(&fleet.state).expect("rm state");
+    let (_, status) = once(&fleet);
+    let error = status["audit"]["last_push_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a push error: {status:#}"));
+    assert!(
+        error.contains("another key") && error.contains("audit.controller_id"),
+        "{error}"
+    );
+    assert!(status["audit"]["records_waiting"].as_u64() > Some(0));
+    let (code, out) = verify(&fleet);
+    assert_eq!(code, 0, "{out}");
+}

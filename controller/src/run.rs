@@ -214,7 +214,16 @@ impl Controller {
                 tracing::warn!(error = %e, "audit push failed; the records stay journalled and are pushed later");
             }
         }
-        metrics.audit_records_waiting.set(audit.waiting() as i64);
+        let waiting = audit.waiting();
+        metrics.audit_records_waiting.set(waiting as i64);
+        status.update(|doc| {
+            doc.audit = crate::status::AuditStatus {
+                branch: audit.branch(),
+                records_waiting: waiting as u64,
+                last_push_at: Some(now_rfc3339()),
+                last_push_error: result.as_ref().err().cloned(),
+            };
+        });
         result
     }
 

@@ -115,6 +115,18 @@ pub struct LastReconcile {
     pub outputs_written: u64,
 }
 
+/// The audit trail's push state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditStatus {
+    pub branch: String,
+    /// Records journalled and not yet on the audit branch.
+    pub records_waiting: u64,
+    /// When the last push attempt finished, and its error if it failed.
+    pub last_push_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_push_error: Option<String>,
+}
+
 /// The document served at `/status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StatusDoc {
@@ -130,6 +142,7 @@ pub struct StatusDoc {
     /// The most recent refusal or error, kept until a later reconcile applies cleanly.
     pub last_error: Option<Refusal>,
     pub last_reconcile: Option<LastReconcile>,
+    pub audit: AuditStatus,
 }
 
 /// Labels of `sealops_reconciles_total`.

@@ -75,6 +75,19 @@ pub fn append_commit(
         }
     };
     let already = sealed_up_to(repo, &base_tree, controller);
+    let key_path = format!("audit/keys/{controller}.pub");
+    if let Some(published) = base_tree
+        .get_path(Path::new(&key_path))
+        .ok()
+        .and_then(|e| repo.find_blob(e.id()).ok())
+        && String::from_utf8_lossy(published.content()).trim() != public_key.trim()
+    {
+        // Another key (a lost state directory, or two controllers sharing a name) would start a
+        // second chain under one name, which no verifier could tell from a forgery.
+        return Err(git2::Error::from_str(&format!(
+            "the audit branch already holds a trail of controller {controller:?} signed by another key ({key_path}); give this controller its own audit.controller_id, or restore its audit.key"
+        )));
+    }
 
     let mut day = None::<String>;
     let mut additions: BTreeMap<String, String> = BTreeMap::new();
@@ -132,7 +145,6 @@ pub fn append_commit(
         repo.blob(format!("{head}\n").as_bytes())?,
         git2::FileMode::Blob,
     );
-    let key_path = format!("audit/keys/{controller}.pub");
     if base_tree.get_path(Path::new(&key_path)).is_err() {
         update.upsert(
             key_path,
@@ -194,5 +206,16 @@ mod tests {
         let verified = verify_files(&trail_in_tree(&repo, &tree).expect("reads"));
         assert!(verified.is_intact(), "{:?}", verified.problems);
         assert_eq!(verified.records["c1"], 2);
+
+        // Another key under the same name is refused, naming the fix.
+        let other = AuditKeys::parse(&"cd".repeat(64)).expect("keys");
+        let other_public = other.public_key();
+        let mut impostor = AuditLog::resume("c1", "n", other, None);
+        let lines = vec![
+            impostor.record(RecordDraft::new(Event::KeyLoaded, Outcome::Ok)),
+            impostor.seal().expect("seal"),
+        ];
+        let err = append_commit(&repo, Some(second), "c1", &other_public, &lines).unwrap_err();
+        assert!(err.message().contains("audit.controller_id"), "{err}");
     }
 }
