@@ -130,12 +130,28 @@ pub fn postgres_password_database() -> bool {
             let rules = format!(
                 "{HBA_MARKER}\nhost {PG_DATABASE} postgres 127.0.0.1/32 trust\nhost {PG_DATABASE} all 127.0.0.1/32 scram-sha-256\n"
             );
-            // Written in place, so the file keeps its owner and mode.
-            std::fs::write(&hba_file, format!("{rules}{hba}")).expect("write pg_hba.conf");
+            // Replaced atomically (a reader never sees half a file), with the original's owner
+            // and mode: the server reads it as `postgres`.
+            use std::os::unix::fs::MetadataExt;
+            let metadata = std::fs::metadata(&hba_file).expect("stat pg_hba.conf");
+            let staged = format!("{hba_file}.sealops-tests.{}", std::process::id());
+            std::fs::write(&staged, format!("{rules}{hba}")).expect("write pg_hba.conf");
+            std::fs::set_permissions(&staged, metadata.permissions()).expect("chmod");
+            std::os::unix::fs::chown(&staged, Some(metadata.uid()), Some(metadata.gid()))
+                .expect("chown");
+            std::fs::rename(&staged, &hba_file).expect("replace pg_hba.conf");
             psql("test", "SELECT pg_reload_conf()");
         }
-        if psql("test", &format!("SELECT count(*) FROM pg_database WHERE datname = '{PG_DATABASE}'")) == "0" {
-            psql("test", &format!("CREATE DATABASE {PG_DATABASE}"));
+        let exists = || {
+            psql("test", &format!("SELECT count(*) FROM pg_database WHERE datname = '{PG_DATABASE}'")) == "1"
+        };
+        if !exists() {
+            // Another test process may create it at the same moment; either way it exists after.
+            let _ = Command::new("psql")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
+                .arg(format!("CREATE DATABASE {PG_DATABASE}"))
+                .output();
+            assert!(exists(), "cannot create database {PG_DATABASE}");
         }
         // Prove it: a wrong password must be refused there (the reload is asynchronous).
         let probe = unique("sealops_t_probe_");
