@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod dbs;
 pub mod desired;
 pub mod hooks;
 pub mod http;

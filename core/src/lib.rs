@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod backend;
 pub mod config;
 pub mod controller_config;
 pub mod envelope;

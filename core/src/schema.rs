@@ -27,6 +27,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             render::<crate::target::Target>("target.v1.json"),
         ),
         (
+            "backend.v1.json",
+            render::<crate::backend::Backend>("backend.v1.json"),
+        ),
+        (
             "controller.v1.json",
             render::<crate::controller_config::ControllerConfig>("controller.v1.json"),
         ),
