@@ -11,7 +11,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository, Tree};
-use sealops_core::authz::{Bootstrap, ViolationKind, authorise_range};
+use sealops_core::authz::{Bootstrap, ViolationKind, authorise_range_in};
+use sealops_core::gittree::Trees;
 use sealops_core::repo::SIGNERS_FILE;
 use sealops_core::signing::AllowedSigners;
 use sealops_core::signing::commit::{CommitVerdict, verify_commit};
@@ -86,12 +87,12 @@ fn reason_of(kind: &ViolationKind) -> Reason {
 
 /// Chooses the commit to apply given the branch `head` and what was applied before.
 pub fn select(
-    repo: &Repository,
+    trees: &Trees<'_>,
     trust: &TrustSettings,
     applied: Option<Applied>,
     head: Oid,
 ) -> Selection {
-    match select_inner(repo, trust, applied, head) {
+    match select_inner(trees, trust, applied, head) {
         Ok(selection) => selection,
         Err(refusal) => Selection {
             commit: None,
@@ -102,11 +103,12 @@ pub fn select(
 }
 
 fn select_inner(
-    repo: &Repository,
+    trees: &Trees<'_>,
     trust: &TrustSettings,
     applied: Option<Applied>,
     head: Oid,
 ) -> Result<Selection, Refusal> {
+    let repo = trees.repo();
     let descends = |from: Oid| -> bool {
         from == head || repo.graph_descendant_of(head, from).unwrap_or(false)
     };
@@ -162,7 +164,7 @@ fn select_inner(
         signers,
         pinned_principals: trust.pinned_principals.clone(),
     };
-    let report = authorise_range(repo, base, head, &bootstrap).map_err(|e| {
+    let report = authorise_range_in(trees, base, head, &bootstrap).map_err(|e| {
         refusal(
             Some(head),
             None,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use git2::{Oid, Repository, Tree};
+use git2::{Oid, Tree};
 use rayon::prelude::*;
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 use sealops_core::authz::Authority;
@@ -219,17 +219,17 @@ fn target_files(trees: &Trees<'_>, tree: &Tree<'_>) -> Vec<(String, String, Oid)
 /// configuration renders every target.
 pub fn plan(
     engine: &Engine,
-    repo: &Repository,
+    trees: &Trees<'_>,
     commit: Oid,
     previous: Option<&AppliedState>,
     full: bool,
 ) -> Result<Plan, Vec<Refusal>> {
+    let repo = trees.repo();
     let found = repo
         .find_commit(commit)
         .map_err(|e| git(commit, "the commit", e))?;
     let commit_time = found.time().seconds();
     let tree = found.tree().map_err(|e| git(commit, "the tree", e))?;
-    let trees = Trees::new(repo);
     let authority = Authority::from_tree(repo, &tree).map_err(|e| {
         vec![refuse(
             commit,
@@ -238,7 +238,7 @@ pub fn plan(
             format!("{e}"),
         )]
     })?;
-    let config = match blob_text(&trees, &tree, CONFIG_FILE) {
+    let config = match blob_text(trees, &tree, CONFIG_FILE) {
         Some(Ok(text)) => Config::parse(&text, CONFIG_FILE).ok(),
         _ => None,
     };
@@ -264,8 +264,8 @@ pub fn plan(
                 .map_err(|e| git(commit, "the change", e))?;
             Some(
                 changes
-                    .into_iter()
-                    .map(|c| c.path)
+                    .iter()
+                    .map(|c| c.path.clone())
                     .collect::<HashSet<String>>(),
             )
         }
@@ -285,12 +285,12 @@ pub fn plan(
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let mut seen = HashSet::new();
-    for (name, file, blob) in target_files(&trees, &tree) {
+    for (name, file, blob) in target_files(trees, &tree) {
         seen.insert(blob);
         let target = match parsed.get(&blob) {
             Some(target) => target.clone(),
             None => {
-                let text = match blob_text(&trees, &tree, &file) {
+                let text = match blob_text(trees, &tree, &file) {
                     Some(Ok(text)) => text,
                     Some(Err(problem)) => {
                         refusals.push(refuse(
@@ -485,7 +485,7 @@ pub fn plan(
     let mut texts = Vec::with_capacity(secrets.len());
     for secret in &secrets {
         let file = format!("secrets/{secret}.yaml");
-        match blob_text(&trees, &tree, &file) {
+        match blob_text(trees, &tree, &file) {
             Some(Ok(text)) => texts.push((secret.clone(), file, text)),
             Some(Err(problem)) => refusals.push(refuse(
                 commit,

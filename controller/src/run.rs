@@ -371,7 +371,10 @@ impl Controller {
                     signers_from_repository: state.signers_from_repository,
                 })
         });
-        let selection = desired::select(&repo, &self.trust, previous, head);
+        // One reader of trees for the whole reconcile: judging the range and materialising its
+        // newest commit read the same trees.
+        let trees = sealops_core::gittree::Trees::new(&repo);
+        let selection = desired::select(&trees, &self.trust, previous, head);
         let chosen = match (selection.commit, previous) {
             (Some(commit), _) => Some(commit),
             // A resync re-renders the applied commit to repair drifted outputs.
@@ -388,20 +391,20 @@ impl Controller {
         if full {
             self.engine.cache.new_generation();
         }
-        let plan = match materialise::plan(&self.engine, &repo, commit, self.applied.as_ref(), full)
-        {
-            Ok(plan) => {
-                if full {
-                    // Every session still needed was opened in this generation.
-                    self.engine.cache.sweep();
+        let plan =
+            match materialise::plan(&self.engine, &trees, commit, self.applied.as_ref(), full) {
+                Ok(plan) => {
+                    if full {
+                        // Every session still needed was opened in this generation.
+                        self.engine.cache.sweep();
+                    }
+                    plan
                 }
-                plan
-            }
-            Err(mut refused) => {
-                refusals.append(&mut refused);
-                return self.finish_without_apply(head, refusals);
-            }
-        };
+                Err(mut refused) => {
+                    refusals.append(&mut refused);
+                    return self.finish_without_apply(head, refusals);
+                }
+            };
         // Newer commits refused on the way to the one applied.
         self.record_refusals(&mut refusals);
         let mut verified = Vec::new();
@@ -660,10 +663,18 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
                     _ = stop.notified() => break,
                 }
                 let (audit, source, status) = (audit.clone(), source.clone(), status.clone());
-                let _ = tokio::task::spawn_blocking(move || {
+                let pushed = tokio::task::spawn_blocking(move || {
                     Controller::push_audit(&audit, &source, &status)
                 })
                 .await;
+                if !matches!(pushed, Ok(Ok(_))) {
+                    // A failed push is retried at the next interval, not on every reconcile
+                    // that finds the batch still full.
+                    tokio::select! {
+                        _ = tokio::time::sleep(push_interval) => {}
+                        _ = stop.notified() => break,
+                    }
+                }
             }
         })
     };

@@ -28,7 +28,13 @@ pub struct TreeChange {
 pub struct Trees<'r> {
     repo: &'r Repository,
     read: RefCell<HashMap<Oid, Rc<Tree<'r>>>>,
+    /// Comparisons made, by (old, new) root: judging a commit and materialising it compare
+    /// the same two trees.
+    compared: RefCell<HashMap<RootPair, Rc<Vec<TreeChange>>>>,
 }
+
+/// (old root, new root) of a comparison; no old root for a root commit.
+type RootPair = (Option<Oid>, Oid);
 
 impl std::fmt::Debug for Trees<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,6 +57,7 @@ impl<'r> Trees<'r> {
         Self {
             repo,
             read: RefCell::new(HashMap::new()),
+            compared: RefCell::new(HashMap::new()),
         }
     }
 
@@ -113,13 +120,19 @@ impl<'r> Trees<'r> {
         &self,
         old: Option<&Tree<'_>>,
         new: &Tree<'_>,
-    ) -> Result<Vec<TreeChange>, git2::Error> {
+    ) -> Result<Rc<Vec<TreeChange>>, git2::Error> {
+        let key = (old.map(Tree::id), new.id());
+        if let Some(found) = self.compared.borrow().get(&key) {
+            return Ok(found.clone());
+        }
         let mut found = Vec::new();
         match old {
             Some(old) if old.id() == new.id() => {}
             Some(old) => self.compare(old, new, "", &mut found)?,
             None => self.every_file(new, "", Side::New, &mut found)?,
         }
+        let found = Rc::new(found);
+        self.compared.borrow_mut().insert(key, found.clone());
         Ok(found)
     }
 
@@ -366,7 +379,7 @@ mod tests {
             (Some(&after), &before),
             (None, &after),
         ] {
-            let mut ours = trees.changes(old, new).unwrap();
+            let mut ours = trees.changes(old, new).unwrap().to_vec();
             ours.sort_by(|a, b| a.path.cmp(&b.path));
             assert_eq!(ours, libgit2_changes(&repo, old, new));
         }
@@ -374,8 +387,8 @@ mod tests {
         let paths: BTreeSet<String> = trees
             .changes(Some(&before), &after)
             .unwrap()
-            .into_iter()
-            .map(|c| c.path)
+            .iter()
+            .map(|c| c.path.clone())
             .collect();
         assert!(paths.contains("turns") && paths.contains("turns/into-dir"));
         assert!(!paths.iter().any(|p| p.starts_with("same")));

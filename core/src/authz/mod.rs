@@ -37,7 +37,7 @@ pub use authority::{Authority, AuthorityError};
 pub use governed::{Governed, governed_changes, governed_path};
 pub use range::{
     ApprovalCount, AuthzError, Bootstrap, ChangeKind, CommitReport, PathChange, RangeReport,
-    Violation, ViolationKind, authorise_range,
+    Violation, ViolationKind, authorise_range, authorise_range_in,
 };
 pub use review::{
     DecisionChange, FileProblem, Plan, SecretChange, check_structure, plan, scan_range,

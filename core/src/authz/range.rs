@@ -253,11 +253,11 @@ struct State {
 
 type AuthorityKey = (Option<Oid>, Option<Oid>, Option<Oid>);
 
-struct Judge<'r> {
+struct Judge<'r, 't> {
     repo: &'r Repository,
     /// Trees read while judging the range, each once (a commit and its parent share most).
-    trees: Trees<'r>,
-    bootstrap: &'r Bootstrap,
+    trees: &'t Trees<'r>,
+    bootstrap: &'t Bootstrap,
     bootstrap_signers: Rc<AllowedSigners>,
     head_tree: Tree<'r>,
     authorities: HashMap<AuthorityKey, Result<Rc<Authority>, AuthorityError>>,
@@ -289,13 +289,25 @@ pub fn authorise_range(
     head: Oid,
     bootstrap: &Bootstrap,
 ) -> Result<RangeReport, AuthzError> {
+    authorise_range_in(&Trees::new(repo), base, head, bootstrap)
+}
+
+/// [`authorise_range`] reading trees through `trees`, so a caller that goes on to read the same
+/// commits (the controller, which then materialises the head) reads each tree once.
+pub fn authorise_range_in(
+    trees: &Trees<'_>,
+    base: Oid,
+    head: Oid,
+    bootstrap: &Bootstrap,
+) -> Result<RangeReport, AuthzError> {
+    let repo = trees.repo();
     let head_commit = repo
         .find_commit(head)
         .map_err(git_error(format!("commit {head}")))?;
     let head_tree = head_commit.tree().map_err(git_error("the head tree"))?;
     let mut judge = Judge {
         repo,
-        trees: Trees::new(repo),
+        trees,
         bootstrap,
         bootstrap_signers: Rc::new(bootstrap.signers.clone()),
         head_tree,
@@ -342,7 +354,7 @@ pub fn authorise_range(
     })
 }
 
-impl<'r> Judge<'r> {
+impl<'r> Judge<'r, '_> {
     fn authority_of(&mut self, tree: &Tree<'_>) -> Result<Rc<Authority>, AuthorityError> {
         let key = (
             entry_id(tree, "policies"),
@@ -561,7 +573,7 @@ impl<'r> Judge<'r> {
         new_tree: &Tree<'_>,
     ) -> Option<ViolationKind> {
         let operation = change.kind.operation();
-        let data = match secret_parameters(&self.trees, change, old_tree, new_tree) {
+        let data = match secret_parameters(self.trees, change, old_tree, new_tree) {
             Ok(data) => data,
             Err(problem) => return Some(ViolationKind::UnreadableManifest { problem }),
         };
@@ -721,13 +733,13 @@ impl<'r> Judge<'r> {
             .changes(first, tree)
             .map_err(git_error("a diff"))?;
         let mut changes = Vec::new();
-        for change in found {
+        for change in found.iter() {
             let (kind, content) = match change.new {
                 None => (ChangeKind::Deleted, ApprovedContent::Deleted),
                 Some(id) if change.old.is_none() => (ChangeKind::Added, ApprovedContent::Blob(id)),
                 Some(id) => (ChangeKind::Modified, ApprovedContent::Blob(id)),
             };
-            let path = change.path;
+            let path = change.path.clone();
             let new_id = self.trees.id(tree, &path);
             if parents.len() > 1
                 && trusted_sources
@@ -746,7 +758,7 @@ impl<'r> Judge<'r> {
         }
         for change in &mut changes {
             if matches!(change.governed, Governed::Secret { .. }) {
-                change.keys = changed_keys(&self.trees, &change.path, first, tree);
+                change.keys = changed_keys(self.trees, &change.path, first, tree);
             }
         }
         Ok(changes)
