@@ -140,11 +140,14 @@ impl Audit {
         self.reopen()?;
         let mut guard = self.lock();
         let trail = guard.as_mut().map_err(|e| e.clone())?;
-        let mark = trail.log.mark();
         let lines: Vec<String> = drafts.into_iter().map(|d| trail.log.record(d)).collect();
         if let Err(e) = trail.journal.append(&lines) {
-            trail.log.rewind(mark);
-            return Err(journal_problem(&e));
+            // Reopened before the next record: whatever the failed append left on disk (a
+            // partial line, if even the truncation failed) is dropped, and the chain resumes
+            // from what the journal really holds.
+            let problem = journal_problem(&e);
+            *guard = Err(problem.clone());
+            return Err(problem);
         }
         Ok(())
     }
@@ -179,12 +182,12 @@ impl Audit {
         self.reopen()?;
         let mut guard = self.lock();
         let trail = guard.as_mut().map_err(|e| e.clone())?;
-        let mark = trail.log.mark();
         if let Some(seal) = trail.log.seal()
             && let Err(e) = trail.journal.append(&[seal])
         {
-            trail.log.rewind(mark);
-            return Err(journal_problem(&e));
+            let problem = journal_problem(&e);
+            *guard = Err(problem.clone());
+            return Err(problem);
         }
         let lines = trail.journal.pending().to_vec();
         let anything_new = lines.iter().any(|l| is_record(l));

@@ -21,7 +21,7 @@ mod verify;
 pub use branch::{append_commit, sealed_up_to, trail_in_tree};
 pub use journal::{Journal, JournalError};
 pub use record::{
-    AuditKeys, AuditLog, ChainMark, Event, Fingerprinter, GENESIS, Line, Outcome, Record,
-    RecordDraft, Seal, SealBody, decode_public_key, encode_public_key, line_hash,
+    AuditKeys, AuditLog, Event, Fingerprinter, GENESIS, Line, Outcome, Record, RecordDraft, Seal,
+    SealBody, decode_public_key, encode_public_key, line_hash,
 };
 pub use verify::{Problem, TrailFile, Verified, verify_files};

@@ -257,14 +257,6 @@ impl RecordDraft {
     }
 }
 
-/// A position in a chain (see [`AuditLog::mark`]).
-#[derive(Debug, Clone)]
-pub struct ChainMark {
-    next_seq: u64,
-    last_hash: String,
-    unsealed_from: Option<u64>,
-}
-
 /// Places records in one controller's chain and seals batches.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -310,23 +302,6 @@ impl AuditLog {
 
     pub fn keys(&self) -> &AuditKeys {
         &self.keys
-    }
-
-    /// Where the chain stands, to [`AuditLog::rewind`] to when lines built after it could not
-    /// be journalled.
-    pub fn mark(&self) -> ChainMark {
-        ChainMark {
-            next_seq: self.next_seq,
-            last_hash: self.last_hash.clone(),
-            unsealed_from: self.unsealed_from,
-        }
-    }
-
-    /// Forgets every line built since `mark`.
-    pub fn rewind(&mut self, mark: ChainMark) {
-        self.next_seq = mark.next_seq;
-        self.last_hash = mark.last_hash;
-        self.unsealed_from = mark.unsealed_from;
     }
 
     /// The next record's line (JSON, no newline).
