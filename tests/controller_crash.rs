@@ -260,6 +260,19 @@ fn observe_audit_in(trial: &str, fleet: &Fleet, branch_repo: &Path) -> AuditSeen
     seen
 }
 
+/// `CRASH_SEED` to replay a run, else the clock.
+fn seed() -> u64 {
+    std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos() as u64
+        })
+}
+
 /// SIGKILL to the controller's process group (it and any `git` it is running).
 fn kill_9(child: &Child) {
     let group = format!("-{}", child.id());
@@ -332,15 +345,7 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
     // fast one), and the writing phase is what the test is about.
     let writing = (first_write.saturating_sub(first_write / 10), reconcile);
 
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_nanos() as u64
-        });
+    let seed = seed();
     let mut random = Random(seed);
     let (mut before, mut mid, mut after, mut finished, mut torn_writes) = (0, 0, 0, 0, 0);
     let mut mid_by_window = [0; 2];
@@ -457,15 +462,7 @@ fn kill_9_while_recording_and_pushing_to_a_remote_loses_and_duplicates_no_record
     applied = 1 - applied;
     audit = observe_audit_in("calibration", fleet, &bare);
 
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_nanos() as u64
-        });
+    let seed = seed();
     let mut random = Random(seed);
     let (mut pushed_by_killed_run, mut killed) = (0, 0);
     for trial in 0..TRIALS {
