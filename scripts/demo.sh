@@ -102,5 +102,9 @@ fi
 grep -A5 '"refusals"' "$work/status.json" | grep -E '"reason"|"message"'
 grep DB_PASSWORD "$work/out/payments/db.env"
 
+step "the audit trail the controller pushed to sealops/audit (values only as HMAC fingerprints)"
+"$sealops" audit log -o table | tail -n 8
+"$sealops" audit verify
+
 echo
 echo "Demo finished; the temporary repository was $work/repo (removed on exit)."

@@ -151,7 +151,24 @@ impl TestRepo {
             .git(&["verify-commit", &oid.to_string()])
             .status
             .success();
-        let signer = self.git_ok(&["log", "-1", "--format=%GS", &oid.to_string()]);
+        // With a garbled signature ssh-keygen can exit before git has written it the payload;
+        // git then dies of SIGPIPE (no exit code, nothing on stderr). That is git racing its
+        // helper, not a verdict: ask again.
+        let args = ["log", "-1", "--format=%GS", &oid.to_string()];
+        let mut out = self.git(&args);
+        for _ in 0..5 {
+            if out.status.code().is_some() {
+                break;
+            }
+            out = self.git(&args);
+        }
+        assert!(
+            out.status.success(),
+            "git {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let signer = String::from_utf8(out.stdout).unwrap();
         (verified, signer.trim().to_owned())
     }
 }
