@@ -53,7 +53,7 @@ pub struct Record {
     pub id: String,
     /// Position in the controller's chain, from 1, without gaps.
     pub seq: u64,
-    /// UTC, RFC 3339 with nanoseconds.
+    /// UTC, RFC 3339 with all nine digits of nanoseconds (one width: times sort as text).
     pub time: String,
     pub controller: String,
     pub node: String,
@@ -227,6 +227,17 @@ impl AuditKeys {
     }
 }
 
+/// RFC 3339 in UTC with all nine digits of nanoseconds, so records' times have one width and
+/// sort as text in time order.
+pub fn record_time(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("formats")
+}
+
 /// What a record says, before it is placed in the chain.
 #[derive(Debug, Clone)]
 pub struct RecordDraft {
@@ -306,9 +317,7 @@ impl AuditLog {
 
     /// The next record's line (JSON, no newline).
     pub fn record(&mut self, draft: RecordDraft) -> String {
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("formats");
+        let time = record_time(time::OffsetDateTime::now_utc());
         let record = Record {
             id: format!("{}-{}", self.controller, self.next_seq),
             seq: self.next_seq,
@@ -349,5 +358,24 @@ impl AuditLog {
             signature: format!("ed25519:{}", b64(&signature.to_bytes())),
         };
         Some(serde_json::to_string(&seal).expect("a seal serialises"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_times_have_nine_digits_and_read_back_as_rfc3339() {
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(1_795_874_722_680_000_000)
+            .expect("a time");
+        let text = record_time(at);
+        assert_eq!(text, "2026-11-28T14:05:22.680000000Z");
+        let back =
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .expect("RFC 3339");
+        assert_eq!(back, at);
+        let later = record_time(at + time::Duration::nanoseconds(1));
+        assert!(later > text, "{later} sorts after {text}");
     }
 }
