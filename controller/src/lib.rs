@@ -16,6 +16,7 @@ pub mod dbs;
 pub mod desired;
 pub mod hooks;
 pub mod http;
+pub mod leases;
 pub mod materialise;
 pub mod output;
 pub mod run;
