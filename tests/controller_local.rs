@@ -213,7 +213,9 @@ fn reconciles(running: &mut Running) -> u64 {
 fn a_long_running_controller_follows_local_commits_and_stops_cleanly_on_sigterm() {
     let fleet = Fleet::new();
     let first = kit::head(&fleet);
-    let mut running: Running = kit::spawn(&fleet, "");
+    // Audit pushes every 100 ms: they move refs/heads/sealops/audit in this very repository,
+    // which must not wake the loop either.
+    let mut running: Running = kit::spawn(&fleet, "audit:\n  push_interval: 100ms\n");
     // last_reconcile is written after the reconcile was counted: the count below is settled.
     running.wait_for_status("the first reconcile finished, applied", |s| {
         s["applied"]["commit"] == first.as_str() && s["last_reconcile"]["result"] == "applied"
@@ -222,6 +224,10 @@ fn a_long_running_controller_follows_local_commits_and_stops_cleanly_on_sigterm(
     // running git log) is not a change: it must not wake the loop. Polling and resync are an
     // hour away, so nothing may reconcile here at all.
     let settled = reconciles(&mut running);
+    running.wait_for_status("the first records pushed", |s| {
+        s["audit"]["records_waiting"] == 0 && s["audit"]["last_push_at"].is_string()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
     for _ in 0..20 {
         kit::head(&fleet);
         running.get("/healthz");
@@ -229,7 +235,7 @@ fn a_long_running_controller_follows_local_commits_and_stops_cleanly_on_sigterm(
     assert_eq!(
         reconciles(&mut running),
         settled,
-        "the controller reconciled without the branch moving"
+        "the controller reconciled without the branch moving (its own audit push, or a read)"
     );
 
     fleet.set("apps/payments/db", "DB_PASSWORD", "watched-Value-97");
