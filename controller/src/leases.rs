@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub const FILE: &str = "leases.redb";
 
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+const ROTATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("rotations");
 
 /// The longest wait between two attempts to revoke.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -134,8 +135,9 @@ impl LeaseStore {
             problem: e.to_string(),
         })?;
         let store = Self { path, db };
-        // The table exists from the start, so a read never finds it missing.
+        // The tables exist from the start, so a read never finds one missing.
         store.write(|_| Ok(()))?;
+        store.write_in(ROTATIONS, |_| Ok(()))?;
         Ok(store)
     }
 
@@ -150,12 +152,49 @@ impl LeaseStore {
         &self,
         change: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<(), LeaseError>,
     ) -> Result<(), LeaseError> {
+        self.write_in(LEASES, change)
+    }
+
+    fn write_in(
+        &self,
+        table: TableDefinition<'_, &str, &[u8]>,
+        change: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<(), LeaseError>,
+    ) -> Result<(), LeaseError> {
         let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
         {
-            let mut table = txn.open_table(LEASES).map_err(|e| self.fail(e))?;
-            change(&mut table)?;
+            let mut opened = txn.open_table(table).map_err(|e| self.fail(e))?;
+            change(&mut opened)?;
         }
         txn.commit().map_err(|e| self.fail(e))
+    }
+
+    /// Records a rotation step (see [`crate::rotation`]); durable when this returns.
+    pub fn put_rotation(&self, id: &str, record: &[u8]) -> Result<(), LeaseError> {
+        self.write_in(ROTATIONS, |table| {
+            table
+                .insert(id, record)
+                .map(|_| ())
+                .map_err(|e| self.fail(e))
+        })
+    }
+
+    /// A finished rotation is forgotten.
+    pub fn remove_rotation(&self, id: &str) -> Result<(), LeaseError> {
+        self.write_in(ROTATIONS, |table| {
+            table.remove(id).map(|_| ()).map_err(|e| self.fail(e))
+        })
+    }
+
+    /// Every rotation recorded and not finished: (id, record).
+    pub fn rotations(&self) -> Result<Vec<(String, Vec<u8>)>, LeaseError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = txn.open_table(ROTATIONS).map_err(|e| self.fail(e))?;
+        let mut found = Vec::new();
+        for entry in table.range::<&str>(..).map_err(|e| self.fail(e))? {
+            let (key, value) = entry.map_err(|e| self.fail(e))?;
+            found.push((key.value().to_owned(), value.value().to_vec()));
+        }
+        Ok(found)
     }
 
     /// Records `lease` (new or changed); durable when this returns.

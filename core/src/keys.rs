@@ -312,6 +312,23 @@ pub fn generate() -> (Identity, Zeroizing<String>) {
     (Identity::from_age(key, "generated".to_owned()), text)
 }
 
+/// Encrypts a small secret to `recipient` alone (age, armored): how a controller keeps a value
+/// only it can read in its own state directory, such as a rotation's new password written
+/// before the database is changed.
+pub fn seal_to(recipient: &Recipient, plaintext: &crate::secret::SecretValue) -> String {
+    age::encrypt_and_armor(recipient.age(), plaintext.expose())
+        .expect("encrypting an in-memory value to one X25519 recipient cannot fail")
+}
+
+/// Opens what [`seal_to`] sealed, with whichever of `identities` it was sealed to.
+pub fn open_sealed(identities: &IdentitySet, armored: &str) -> Option<crate::secret::SecretValue> {
+    identities.iter().find_map(|identity| {
+        age::decrypt(identity.age(), armored.as_bytes())
+            .ok()
+            .map(crate::secret::SecretValue::new)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
