@@ -1,13 +1,14 @@
-//! Static rotation's write-ahead protocol against the real local Redis: whatever point a
-//! controller dies at, the restart's `finish` leaves the account's password equal to what the
-//! outputs hold, and the old password stops working only once the new one is recorded.
+//! Static rotation's write-ahead protocol against the real local PostgreSQL, MariaDB and Redis:
+//! whatever point a controller dies at, the restart's `finish` leaves the account's password
+//! equal to what the outputs hold, and the old password stops working only once the new one is
+//! recorded.
 
 mod dbs_support;
 
 use std::path::Path;
 use std::process::Command;
 
-use dbs_support::unique;
+use dbs_support::{PG_DATABASE, mariadb, psql, unique};
 use sealops_controller::dbs::{Admin, Database, Driver};
 use sealops_controller::leases::LeaseStore;
 use sealops_controller::rotation::{self, Step};
@@ -15,23 +16,25 @@ use sealops_core::backend::Backend;
 use sealops_core::keys::{IdentitySet, generate};
 use sealops_core::secret::SecretValue;
 
-fn backend() -> Backend {
-    let text = r#"sealops: v1
-name: cache
-plugin: redis
+fn backend(plugin: &str, port: u16, database: &str, username: &str) -> Backend {
+    let text = format!(
+        r#"sealops: v1
+name: db
+plugin: {plugin}
 connection:
   host: 127.0.0.1
-  port: 6379
-  username: default
-  password: {secret: infra/redis/admin, key: password}
+  port: {port}
+{database}  username: {username}
+  password: {{secret: infra/db/admin, key: password}}
 allowed_roles: ["*"]
 roles:
   app:
     static:
       username: placeholder
       rotation_period: 24h
-"#;
-    Backend::parse(text, "backends/cache.yaml").expect("test backend parses")
+"#
+    );
+    Backend::parse(&text, "backends/db.yaml").expect("test backend parses")
 }
 
 fn redis_cli(args: &[&str]) -> String {
@@ -63,17 +66,84 @@ enum Crash {
     AfterOutputsWritten,
 }
 
+/// One database: its backend, and how to create and drop an account outside sealops.
+struct Server {
+    backend: Backend,
+    prefix: &'static str,
+    create: fn(&str, &str),
+    drop: fn(&str),
+}
+
 #[tokio::test]
-async fn a_restart_after_a_crash_at_any_step_leaves_the_outputs_password_working() {
+async fn redis_a_restart_after_a_crash_at_any_step_leaves_the_outputs_password_working() {
     if !dbs_support::redis_up() {
         return;
     }
-    let backend = backend();
+    crash_at_every_step(Server {
+        backend: backend("redis", 6379, "", "default"),
+        prefix: "sealops_t_rot_",
+        create: |account, old| {
+            redis_cli(&["ACL", "SETUSER", account, "on", &format!(">{old}"), "+ping"]);
+        },
+        drop: |account| {
+            redis_cli(&["ACL", "DELUSER", account]);
+        },
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_a_restart_after_a_crash_at_any_step_leaves_the_outputs_password_working() {
+    if !dbs_support::postgres_password_database() {
+        return;
+    }
+    crash_at_every_step(Server {
+        backend: backend(
+            "postgresql",
+            5432,
+            &format!("  database: {PG_DATABASE}\n"),
+            "postgres",
+        ),
+        prefix: "sealops_t_rot_",
+        create: |account, old| {
+            psql(
+                PG_DATABASE,
+                &format!("CREATE ROLE {account} LOGIN PASSWORD '{old}'"),
+            );
+        },
+        drop: |account| {
+            psql(PG_DATABASE, &format!("DROP ROLE {account}"));
+        },
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mariadb_a_restart_after_a_crash_at_any_step_leaves_the_outputs_password_working() {
+    if !dbs_support::mariadb_up() {
+        return;
+    }
+    crash_at_every_step(Server {
+        backend: backend("mysql", 3306, "  database: test\n", "root"),
+        prefix: "rot_",
+        create: |account, old| {
+            mariadb(&format!(
+                "CREATE USER '{account}'@'%' IDENTIFIED BY '{old}'"
+            ));
+        },
+        drop: |account| {
+            mariadb(&format!("DROP USER '{account}'@'%'"));
+        },
+    })
+    .await;
+}
+
+async fn crash_at_every_step(server: Server) {
+    let backend = &server.backend;
     let role = backend.static_role("app").expect("role");
-    let db = Driver::new(
-        &backend,
-        Admin::from_backend(&backend, SecretValue::from("unused")),
-    );
+    // Admin passwords: Redis's default user and MariaDB's root take none here, and PostgreSQL
+    // trusts the admin in its password-checking database (see dbs_support).
+    let db = Driver::new(backend, Admin::from_backend(backend, SecretValue::from("")));
     let (identity, text) = generate();
     let identities = IdentitySet::parse(&text, "test identity").expect("identity");
     let own = identity.recipient().clone();
@@ -86,18 +156,11 @@ async fn a_restart_after_a_crash_at_any_step_leaves_the_outputs_password_working
         Crash::AfterOutputsWritten,
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let account = unique("sealops_t_rot_");
+        let account = unique(server.prefix);
         let old = SecretValue::from(format!("old-{account}-password"));
-        redis_cli(&[
-            "ACL",
-            "SETUSER",
-            &account,
-            "on",
-            &format!(">{}", old.expose_str().unwrap()),
-            "+ping",
-        ]);
+        (server.create)(&account, old.expose_str().expect("utf-8"));
         write_output(dir.path(), &old).expect("output");
-        let new = SecretValue::from(format!("new '{account}' \"pass\" \\ word"));
+        let new = role.password_policy.generate();
         let id = format!("cache/static-creds/app/{account}");
 
         // The run that is killed.
@@ -163,6 +226,6 @@ async fn a_restart_after_a_crash_at_any_step_leaves_the_outputs_password_working
             !raw.windows(new.expose().len()).any(|w| w == new.expose()),
             "{crash:?}: the new password is in the store in clear"
         );
-        redis_cli(&["ACL", "DELUSER", &account]);
+        (server.drop)(&account);
     }
 }
