@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use git2::{Oid, Repository};
 use sealops_core::audit::{
-    AuditKeys, AuditLog, Fingerprinter, Journal, JournalError, RecordDraft, append_commit,
+    AuditKeys, AuditLog, Fingerprinter, Journal, RecordDraft, append_commit,
 };
 
 use crate::source::Source;
@@ -145,7 +145,7 @@ impl Audit {
             // Reopened before the next record: whatever the failed append left on disk (a
             // partial line, if even the truncation failed) is dropped, and the chain resumes
             // from what the journal really holds.
-            let problem = journal_problem(&e);
+            let problem = e.to_string();
             *guard = Err(problem.clone());
             return Err(problem);
         }
@@ -185,7 +185,7 @@ impl Audit {
         if let Some(seal) = trail.log.seal()
             && let Err(e) = trail.journal.append(&[seal])
         {
-            let problem = journal_problem(&e);
+            let problem = e.to_string();
             *guard = Err(problem.clone());
             return Err(problem);
         }
@@ -202,7 +202,7 @@ impl Audit {
         trail
             .journal
             .acknowledge(count.saturating_sub(1))
-            .map_err(|e| journal_problem(&e))
+            .map_err(|e| e.to_string())
     }
 
     /// Pushes everything journalled to the audit branch of `source`'s repository (blocking:
@@ -245,10 +245,6 @@ impl Audit {
 /// seal always as `{"seal":…`.
 fn is_record(line: &str) -> bool {
     !line.starts_with("{\"seal\"")
-}
-
-fn journal_problem(e: &JournalError) -> String {
-    e.to_string()
 }
 
 enum Published {

@@ -950,18 +950,6 @@ pub fn update_statuses(statuses: &mut BTreeMap<String, TargetStatus>, plan: &Pla
 pub fn remove_stale_temp_files<'p>(outputs: impl IntoIterator<Item = &'p Path>) {
     let dirs: BTreeSet<&Path> = outputs.into_iter().collect();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(".sealops-tmp-"))
-                && entry.file_type().is_ok_and(|t| t.is_file())
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        sealops_core::fsutil::remove_temp_files(dir);
     }
 }

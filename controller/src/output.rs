@@ -190,7 +190,7 @@ pub fn replace(
         .parent()
         .expect("a resolved destination has a parent");
     let mut temp = tempfile::Builder::new()
-        .prefix(".sealops-tmp-")
+        .prefix(sealops_core::fsutil::TEMP_PREFIX)
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(io)?;
@@ -204,9 +204,7 @@ pub fn replace(
     temp.write_all(content).map_err(io)?;
     temp.as_file().sync_all().map_err(io)?;
     temp.persist(destination).map_err(|e| io(e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
+    sealops_core::fsutil::sync_dir(dir).map_err(io)?;
     Ok(())
 }
 

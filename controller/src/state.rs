@@ -139,17 +139,7 @@ impl StateFile {
                 source,
             })?;
         // A kill during `save` leaves its temporary file behind; the state itself is whole.
-        if let Ok(entries) = std::fs::read_dir(state_dir) {
-            for entry in entries.flatten() {
-                if entry
-                    .file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(".sealops-tmp-"))
-                {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
+        sealops_core::fsutil::remove_temp_files(state_dir);
         Ok(Self {
             path: state_dir.join(FILE),
         })
@@ -192,12 +182,10 @@ impl StateFile {
             Err(source) => return Err(StateError::Write { path, source }),
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| StateError::Write {
-                path: dir.to_owned(),
-                source,
-            })
+        sealops_core::fsutil::sync_dir(dir).map_err(|source| StateError::Write {
+            path: dir.to_owned(),
+            source,
+        })
     }
 
     pub fn path(&self) -> &Path {

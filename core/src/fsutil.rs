@@ -3,6 +3,27 @@
 use std::io::Write;
 use std::path::Path;
 
+/// Names of temporary files an atomic write renames into place; a kill can leave one behind,
+/// and [`remove_temp_files`] sweeps them.
+pub const TEMP_PREFIX: &str = ".sealops-tmp-";
+
+/// Removes temporary files a killed writer left in `dir` (regular files only; best effort).
+pub fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `contents` to `path` atomically: a temp file in the same directory, fsync, rename,
 /// fsync of the directory. `mode` (Unix permission bits) is set before any content is written.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
@@ -11,7 +32,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
         _ => Path::new("."),
     };
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".sealops-tmp-");
+    builder.prefix(TEMP_PREFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -45,7 +66,8 @@ pub fn create_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()
     result
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+/// Makes a directory's entries (a rename, a removal) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
