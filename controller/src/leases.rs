@@ -32,7 +32,8 @@ pub enum LeaseState {
     Revoking,
 }
 
-/// One issued credential (never its password: that lives only in the outputs).
+/// One issued credential. Its password is kept only sealed (age) to the controller's own
+/// identity, so a resync can render the outputs again without issuing new credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lease {
@@ -54,6 +55,13 @@ pub struct Lease {
     pub revoke_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The password, age-encrypted to the controller's own recipient (never shown by the API).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sealed_password: String,
+    /// Set when the lease cannot be renewed far enough: the target gets new credentials at its
+    /// next reconcile, and this lease is revoked after the grace period.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 /// What to do about an active lease at a given time.
@@ -73,6 +81,37 @@ impl Lease {
     /// `<backend>/creds/<role>/<username>`.
     pub fn id_for(backend: &str, role: &str, username: &str) -> String {
         format!("{backend}/creds/{role}/{username}")
+    }
+
+    /// A lease for credentials issued at `now` to `target`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issued(
+        backend: &str,
+        role: &str,
+        username: &str,
+        target: &str,
+        now: i64,
+        ttl: Duration,
+        max_ttl: Duration,
+        sealed_password: String,
+    ) -> Self {
+        let max_expires_at = now + max_ttl.as_secs() as i64;
+        Self {
+            id: Self::id_for(backend, role, username),
+            backend: backend.to_owned(),
+            role: role.to_owned(),
+            username: username.to_owned(),
+            target: target.to_owned(),
+            issued_at: now,
+            expires_at: (now + ttl.as_secs() as i64).min(max_expires_at),
+            max_expires_at,
+            state: LeaseState::Active,
+            revoke_after: 0,
+            revoke_attempts: 0,
+            last_error: None,
+            sealed_password,
+            replace: false,
+        }
     }
 
     /// Renew at about two-thirds of the lease's life; `jitter` (0..1) spreads many leases
@@ -269,20 +308,16 @@ mod tests {
     use super::*;
 
     fn lease(username: &str, issued: i64, ttl: i64, max_ttl: i64) -> Lease {
-        Lease {
-            id: Lease::id_for("pg", "readonly", username),
-            backend: "pg".into(),
-            role: "readonly".into(),
-            username: username.into(),
-            target: "payments".into(),
-            issued_at: issued,
-            expires_at: issued + ttl,
-            max_expires_at: issued + max_ttl,
-            state: LeaseState::Active,
-            revoke_after: 0,
-            revoke_attempts: 0,
-            last_error: None,
-        }
+        Lease::issued(
+            "pg",
+            "readonly",
+            username,
+            "payments",
+            issued,
+            Duration::from_secs(ttl as u64),
+            Duration::from_secs(max_ttl as u64),
+            String::new(),
+        )
     }
 
     #[test]
