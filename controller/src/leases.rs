@@ -19,6 +19,7 @@ pub const FILE: &str = "leases.redb";
 
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const ROTATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("rotations");
+const STATIC: TableDefinition<&str, &[u8]> = TableDefinition::new("static");
 
 /// The longest wait between two attempts to revoke.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -62,6 +63,19 @@ pub struct Lease {
     /// next reconcile, and this lease is revoked after the grace period.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replace: bool,
+}
+
+/// The password a static role's account has now (after its last completed rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredential {
+    /// `<backend>/static-creds/<role>`.
+    pub id: String,
+    pub username: String,
+    /// Age-encrypted to the controller's own recipient.
+    pub sealed_password: String,
+    /// Unix seconds.
+    pub rotated_at: i64,
 }
 
 /// What to do about an active lease at a given time.
@@ -128,8 +142,9 @@ impl Lease {
         }
         let wanted = now + ttl.as_secs() as i64;
         let until = wanted.min(self.max_expires_at);
-        // Extending by less than a third of the TTL would only bring the next renewal closer.
-        if until - now < ttl.as_secs() as i64 / 3 {
+        // Extending by less than a third of the TTL would only bring the next renewal closer;
+        // at max_ttl there is nothing left to extend.
+        if until <= self.expires_at || until - now < ttl.as_secs() as i64 / 3 {
             Renewal::Reissue
         } else {
             Renewal::Extend(until)
@@ -177,6 +192,7 @@ impl LeaseStore {
         // The tables exist from the start, so a read never finds one missing.
         store.write(|_| Ok(()))?;
         store.write_in(ROTATIONS, |_| Ok(()))?;
+        store.write_in(STATIC, |_| Ok(()))?;
         Ok(store)
     }
 
@@ -226,8 +242,40 @@ impl LeaseStore {
 
     /// Every rotation recorded and not finished: (id, record).
     pub fn rotations(&self) -> Result<Vec<(String, Vec<u8>)>, LeaseError> {
+        self.all_in(ROTATIONS)
+    }
+
+    /// Records the password a static role's account has now; durable when this returns.
+    pub fn put_static(&self, credential: &StaticCredential) -> Result<(), LeaseError> {
+        let bytes = serde_json::to_vec(credential).expect("a credential serialises");
+        self.write_in(STATIC, |table| {
+            table
+                .insert(credential.id.as_str(), bytes.as_slice())
+                .map(|_| ())
+                .map_err(|e| self.fail(e))
+        })
+    }
+
+    /// The static roles' current passwords, by id.
+    pub fn statics(&self) -> Result<Vec<StaticCredential>, LeaseError> {
+        self.all_in(STATIC)?
+            .into_iter()
+            .map(|(id, bytes)| {
+                serde_json::from_slice(&bytes).map_err(|e| self.fail(format!("{id}: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn get_static(&self, id: &str) -> Result<Option<StaticCredential>, LeaseError> {
+        Ok(self.statics()?.into_iter().find(|c| c.id == id))
+    }
+
+    fn all_in(
+        &self,
+        definition: TableDefinition<'_, &str, &[u8]>,
+    ) -> Result<Vec<(String, Vec<u8>)>, LeaseError> {
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let table = txn.open_table(ROTATIONS).map_err(|e| self.fail(e))?;
+        let table = txn.open_table(definition).map_err(|e| self.fail(e))?;
         let mut found = Vec::new();
         for entry in table.range::<&str>(..).map_err(|e| self.fail(e))? {
             let (key, value) = entry.map_err(|e| self.fail(e))?;

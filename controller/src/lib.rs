@@ -10,8 +10,10 @@
 //! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
 //!   commit; [`status`] and [`http`] report.
 
+pub mod api;
 pub mod audit;
 pub mod check;
+pub mod creds;
 pub mod dbs;
 pub mod desired;
 pub mod hooks;

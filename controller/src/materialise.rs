@@ -17,6 +17,7 @@ use git2::{Oid, Tree};
 use rayon::prelude::*;
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 use sealops_core::authz::Authority;
+use sealops_core::backend::Backend;
 use sealops_core::config::Config;
 use sealops_core::controller_config::RemovedOutputs;
 use sealops_core::gittree::Trees;
@@ -26,10 +27,11 @@ use sealops_core::policy::{Operation, Request};
 use sealops_core::repo::CONFIG_FILE;
 use sealops_core::seal::{EnvelopeCache, RecipientNames};
 use sealops_core::secret::SecretValue;
-use sealops_core::target::Target;
+use sealops_core::target::{Credentials, Source, Target};
 use zeroize::Zeroizing;
 
 use crate::audit::Audit;
+use crate::creds::{Connected, Creds};
 use crate::output::{self, OutputRoots, Ownership};
 use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
 use crate::status::{Reason, Refusal, TargetStatus};
@@ -51,7 +53,7 @@ pub struct Engine {
     pub roots: OutputRoots,
     pub node_labels: BTreeMap<String, String>,
     pub hooks: BTreeMap<String, HookSpec>,
-    pub identities: IdentitySet,
+    pub identities: Arc<IdentitySet>,
     pub cache: EnvelopeCache,
     pub removed_outputs: RemovedOutputs,
     /// Parsed target files by blob id, so a reconcile parses only target files that changed.
@@ -59,6 +61,8 @@ pub struct Engine {
     /// Every action is journalled here before it happens.
     pub audit: Arc<Audit>,
     pub owners: std::sync::Mutex<Owners>,
+    /// Leases and static roles (absent without an identity to seal their passwords to).
+    pub creds: Option<Arc<Creds>>,
 }
 
 /// Which target writes each destination of the applied state: the one-writer-per-file check
@@ -163,6 +167,10 @@ pub struct Plan {
     pub rendered_targets: usize,
     /// The audit branch the commit's `.sealops/config.yaml` names.
     pub audit_branch: String,
+    /// The leases each planned target's outputs hold (for retiring the ones they replaced).
+    pub leases: BTreeMap<String, BTreeSet<String>>,
+    /// Targets and static roles rendered because their credentials changed.
+    pub credentials_rendered: BTreeSet<String>,
 }
 
 fn refuse(commit: Oid, path: impl Into<String>, reason: Reason, message: String) -> Refusal {
@@ -212,6 +220,69 @@ fn target_files(trees: &Trees<'_>, tree: &Tree<'_>) -> Vec<(String, String, Oid)
             Some((stem.to_owned(), format!("targets/{name}"), e.id()))
         })
         .collect()
+}
+
+/// `backends/*.yaml` of a tree, by name: (file, backend).
+fn backend_files(
+    trees: &Trees<'_>,
+    tree: &Tree<'_>,
+    commit: Oid,
+) -> Result<BTreeMap<String, (String, Backend)>, Vec<Refusal>> {
+    let Some(dir) = trees
+        .entry(tree, "backends")
+        .ok()
+        .flatten()
+        .and_then(|e| trees.tree(e.id).ok())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let mut found = BTreeMap::new();
+    let mut refusals = Vec::new();
+    for entry in dir.iter() {
+        let Some(name) = entry.name().ok() else {
+            continue;
+        };
+        let Some(stem) = name
+            .strip_suffix(".yaml")
+            .or_else(|| name.strip_suffix(".yml"))
+        else {
+            continue;
+        };
+        let file = format!("backends/{name}");
+        let text = match blob_text(trees, tree, &file) {
+            Some(Ok(text)) => text,
+            Some(Err(problem)) => {
+                refusals.push(refuse(
+                    commit,
+                    &file,
+                    Reason::Schema,
+                    format!("{file}: {problem}"),
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        match Backend::parse(&text, &file) {
+            Ok(backend) if backend.name != stem => refusals.push(refuse(
+                commit,
+                &file,
+                Reason::Schema,
+                format!(
+                    "{file}: name {:?} differs from the file name; rename one so they match",
+                    backend.name
+                ),
+            )),
+            Ok(backend) => {
+                found.insert(backend.name.clone(), (file, backend));
+            }
+            Err(e) => refusals.push(refuse(commit, &file, Reason::Schema, e.to_string())),
+        }
+    }
+    if refusals.is_empty() {
+        Ok(found)
+    } else {
+        Err(refusals)
+    }
 }
 
 /// Plans `commit`. With `previous` (the applied state and its commit) and `full == false`, only
@@ -331,15 +402,21 @@ pub fn plan(
         .flatten()
         .filter_map(|p| p.strip_prefix("secrets/")?.strip_suffix(".yaml"))
         .collect();
+    // Credentials that changed since they were rendered (new leases, rotated passwords).
+    let dirty = engine.creds.as_ref().map(|c| c.dirty()).unwrap_or_default();
     let needs_work = |name: &str, file: &str, target: &Target| -> bool {
         let Some(paths) = &changed else { return true };
         authority_changed
             || paths.contains(file)
             || previous.is_none_or(|p| !p.outputs.contains_key(name))
-            || target
-                .outputs
-                .iter()
-                .any(|o| changed_secrets.contains(o.secret.as_str()))
+            || dirty.contains(name)
+            || target.outputs.iter().any(|o| {
+                changed_secrets.contains(o.secret.as_str())
+                    || o.credentials().is_some_and(|c| {
+                        dirty.contains(&c.path())
+                            || paths.contains(&format!("backends/{}.yaml", c.backend))
+                    })
+            })
     };
 
     // Check everything that needs no decryption first: identity, policy, paths, hooks.
@@ -349,6 +426,9 @@ pub fn plan(
         file: &'t str,
         index: usize,
         output: &'t sealops_core::target::Output,
+        /// The secret path, or the credentials' path.
+        source: String,
+        credentials: Option<Credentials>,
         destination: PathBuf,
         mode: u32,
         ownership: Ownership,
@@ -421,9 +501,24 @@ pub fn plan(
                     ));
                 }
             }
-            let secret = out.secret_path();
+            let (source, credentials) = match out.source() {
+                Ok(Source::Secret(secret)) => (secret.to_string(), None),
+                Ok(Source::Credentials(creds)) => (creds.path(), Some(creds)),
+                Err(problem) => {
+                    refusals.push(refuse(
+                        commit,
+                        file,
+                        Reason::Schema,
+                        format!("{at}: {problem}"),
+                    ));
+                    continue;
+                }
+            };
             let request = Request {
-                path: secret.policy_path(),
+                path: match &credentials {
+                    Some(creds) => creds.path(),
+                    None => format!("secrets/{source}"),
+                },
                 operation: Some(Operation::Read),
                 ..Request::default()
             };
@@ -469,6 +564,8 @@ pub fn plan(
                 file,
                 index,
                 output: out,
+                source,
+                credentials,
                 destination,
                 mode,
                 ownership,
@@ -480,8 +577,76 @@ pub fn plan(
         return Err(refusals);
     }
 
+    // Backends: all of them when a target reads credentials, the backends changed, or on a full
+    // reconcile (the lease task needs every backend that may hold a lease).
+    let wants_backends = pending.iter().any(|p| p.credentials.is_some())
+        || changed
+            .as_ref()
+            .is_none_or(|paths| paths.iter().any(|p| p.starts_with("backends/")));
+    let backends = if wants_backends {
+        match backend_files(trees, &tree, commit) {
+            Ok(backends) => backends,
+            Err(mut refused) => {
+                refusals.append(&mut refused);
+                return Err(refusals);
+            }
+        }
+    } else {
+        BTreeMap::new()
+    };
+    for p in &pending {
+        let Some(creds) = &p.credentials else {
+            continue;
+        };
+        let at = format!("{} output {}", p.file, p.index + 1);
+        let problem = match backends.get(&creds.backend) {
+            None => Some(format!(
+                "{at}: {} names backend {:?}, but backends/{}.yaml does not exist",
+                creds.path(),
+                creds.backend,
+                creds.backend
+            )),
+            Some((_, backend)) => {
+                let found = match creds.kind {
+                    sealops_core::target::CredentialKind::Dynamic => {
+                        backend.dynamic_role(&creds.role).is_some()
+                    }
+                    sealops_core::target::CredentialKind::Static => {
+                        backend.static_role(&creds.role).is_some()
+                    }
+                };
+                (!found).then(|| {
+                    format!(
+                        "{at}: backends/{}.yaml has no {} role {:?}; define it under roles",
+                        creds.backend,
+                        match creds.kind {
+                            sealops_core::target::CredentialKind::Dynamic => "dynamic",
+                            sealops_core::target::CredentialKind::Static => "static",
+                        },
+                        creds.role
+                    )
+                })
+            }
+        };
+        if let Some(problem) = problem {
+            refusals.push(refuse(commit, p.file, Reason::Schema, problem));
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
     // Decrypt each needed manifest once, in parallel (git objects are read on this thread).
-    let secrets: BTreeSet<String> = pending.iter().map(|p| p.output.secret.clone()).collect();
+    let secrets: BTreeSet<String> = pending
+        .iter()
+        .filter(|p| p.credentials.is_none())
+        .map(|p| p.source.clone())
+        .chain(
+            backends
+                .values()
+                .map(|(_, b)| b.connection.password.secret.clone()),
+        )
+        .collect();
     let mut texts = Vec::with_capacity(secrets.len());
     for secret in &secrets {
         let file = format!("secrets/{secret}.yaml");
@@ -521,11 +686,87 @@ pub fn plan(
         return Err(refusals);
     }
 
+    // Connect the backends, then get each target's credentials (issuing or rotating where
+    // there are none yet): keyed by target and path, so outputs of one target share them.
+    let mut connected: BTreeMap<String, Arc<Connected>> = BTreeMap::new();
+    if !backends.is_empty() {
+        let Some(creds) = &engine.creds else {
+            return Err(vec![refuse(
+                commit,
+                "backends/",
+                Reason::Database,
+                "database credentials need an identity to seal their passwords to; give identity_files".into(),
+            )]);
+        };
+        for (name, (file, backend)) in backends {
+            let admin_ref = &backend.connection.password;
+            let Some(admin) = values
+                .get(&admin_ref.secret)
+                .and_then(|v| v.get(&admin_ref.key))
+                .cloned()
+            else {
+                refusals.push(refuse(
+                    commit,
+                    &file,
+                    Reason::Schema,
+                    format!(
+                        "{file}: connection.password names key {:?} of secret {}, which has no such key",
+                        admin_ref.key, admin_ref.secret
+                    ),
+                ));
+                continue;
+            };
+            connected.insert(name, creds.connect(backend, admin));
+        }
+        if !refusals.is_empty() {
+            return Err(refusals);
+        }
+        creds.loaded();
+    }
+    let mut leases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut credentials_rendered = BTreeSet::new();
+    for p in &pending {
+        let Some(creds_ref) = &p.credentials else {
+            continue;
+        };
+        let key = format!("{}\n{}", p.target, p.source);
+        if values.contains_key(&key) {
+            continue;
+        }
+        let creds = engine.creds.as_ref().expect("checked with the backends");
+        match creds.values(p.target, creds_ref, &connected[&creds_ref.backend]) {
+            Ok((found, lease)) => {
+                values.insert(key, found);
+                leases.entry(p.target.to_owned()).or_default().extend(lease);
+                if dirty.contains(p.target) {
+                    credentials_rendered.insert(p.target.to_owned());
+                }
+                if dirty.contains(&p.source) {
+                    credentials_rendered.insert(p.source.clone());
+                }
+            }
+            Err(problem) => refusals.push(refuse(
+                commit,
+                p.file,
+                Reason::Database,
+                format!("{} output {}: {problem}", p.file, p.index + 1),
+            )),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
     let mut writes = Vec::with_capacity(pending.len());
     let mut rendered = BTreeSet::new();
     let fingerprinter = engine.audit.fingerprinter();
     for p in pending {
-        let content = match sealops_core::render::output(p.output, &values[&p.output.secret]) {
+        let values_key = match p.credentials {
+            Some(_) => format!("{}\n{}", p.target, p.source),
+            None => p.source.clone(),
+        };
+        let secret_values = &values[&values_key];
+        let content = match sealops_core::render::output(p.output, secret_values) {
             Ok(content) => content,
             Err(e) => {
                 refusals.push(refuse(
@@ -536,14 +777,13 @@ pub fn plan(
                         "{} output {} (secret {}): {e}",
                         p.file,
                         p.index + 1,
-                        p.output.secret
+                        p.source
                     ),
                 ));
                 continue;
             }
         };
         rendered.insert(p.target);
-        let secret_values = &values[&p.output.secret];
         let keys: Vec<String> = match &p.output.key {
             Some(key) => vec![key.clone()],
             None => secret_values.keys().cloned().collect(),
@@ -553,10 +793,7 @@ pub fn plan(
                 .iter()
                 .filter_map(|k| {
                     let value = secret_values.get(k)?;
-                    Some((
-                        k.clone(),
-                        f.fingerprint(&p.output.secret, k, value.expose()),
-                    ))
+                    Some((k.clone(), f.fingerprint(&p.source, k, value.expose())))
                 })
                 .collect(),
             None => BTreeMap::new(),
@@ -564,7 +801,7 @@ pub fn plan(
         writes.push(PlannedWrite {
             target: p.target.to_owned(),
             identity: p.identity.to_owned(),
-            secret: p.output.secret.clone(),
+            secret: p.source.clone(),
             keys,
             fingerprints,
             destination: p.destination,
@@ -607,6 +844,8 @@ pub fn plan(
         not_selected,
         rendered_targets: rendered.len(),
         audit_branch,
+        leases,
+        credentials_rendered,
     })
 }
 

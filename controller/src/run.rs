@@ -21,7 +21,9 @@ use sealops_core::signing::AllowedSigners;
 use tokio::sync::Notify;
 
 use crate::audit::{Audit, Pushed};
+use crate::creds::Creds;
 use crate::desired::{self, TrustSettings};
+use crate::leases::LeaseStore;
 use crate::materialise::{self, Engine, HookSpec};
 use crate::output::OutputRoots;
 use crate::source::Source;
@@ -153,6 +155,21 @@ impl Controller {
             &config.controller_id(),
             &config.node.name,
         ));
+        let identities = Arc::new(identities);
+        let grace = parse_duration(&config.leases.revoke_grace)
+            .map_err(anyhow::Error::msg)
+            .context("leases.revoke_grace")?;
+        let creds = Creds::new(
+            LeaseStore::open(&config.state_dir)?,
+            identities.clone(),
+            grace,
+            audit.clone(),
+            status.clone(),
+        )
+        .map(Arc::new);
+        if let Some(creds) = &creds {
+            creds.publish();
+        }
         let loaded = config
             .identity_files
             .iter()
@@ -179,6 +196,7 @@ impl Controller {
                 removed_outputs: config.removed_outputs,
                 audit,
                 owners: Default::default(),
+                creds,
             },
             trust,
             state_file,
@@ -196,6 +214,18 @@ impl Controller {
 
     pub fn audit(&self) -> &Arc<Audit> {
         &self.engine.audit
+    }
+
+    pub fn creds(&self) -> Option<&Arc<Creds>> {
+        self.engine.creds.as_ref()
+    }
+
+    /// Credentials changed since they were last rendered.
+    fn credentials_dirty(&self) -> bool {
+        self.engine
+            .creds
+            .as_ref()
+            .is_some_and(|c| !c.dirty().is_empty())
     }
 
     /// Pushes journalled audit records (blocking), counting the result in the metrics.
@@ -360,7 +390,12 @@ impl Controller {
             Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
         };
         self.status.update(|doc| doc.head = Some(head.to_string()));
-        if !full && self.refused_head == Some(head) && self.fetch_failure.is_none() {
+        let credentials_dirty = self.credentials_dirty();
+        if !full
+            && self.refused_head == Some(head)
+            && self.fetch_failure.is_none()
+            && !credentials_dirty
+        {
             return (Outcome::Refused, 0);
         }
         let previous = self.applied.as_ref().and_then(|state| {
@@ -379,6 +414,9 @@ impl Controller {
             (Some(commit), _) => Some(commit),
             // A resync re-renders the applied commit to repair drifted outputs.
             (None, Some(previous)) if full => Some(previous.commit),
+            // New credentials reach the outputs of the applied commit even while a newer
+            // commit is refused.
+            (None, Some(previous)) if credentials_dirty => Some(previous.commit),
             _ => None,
         };
         let mut refusals: Vec<Refusal> = self.fetch_failure.iter().cloned().collect();
@@ -401,8 +439,17 @@ impl Controller {
                     plan
                 }
                 Err(mut refused) => {
+                    let database = refused
+                        .iter()
+                        .any(|r| r.reason == crate::status::Reason::Database);
                     refusals.append(&mut refused);
-                    return self.finish_without_apply(head, refusals);
+                    let outcome = self.finish_without_apply(head, refusals);
+                    if database {
+                        // Retried with backoff, not until the head changes.
+                        self.refused_head = None;
+                        return (Outcome::Failed, 0);
+                    }
+                    return outcome;
                 }
             };
         // Newer commits refused on the way to the one applied.
@@ -481,6 +528,12 @@ impl Controller {
             commit_time: state.commit_time,
         };
         self.applied = Some(state);
+        if let Some(creds) = &self.engine.creds {
+            let planned: BTreeSet<String> = plan.outputs.keys().cloned().collect();
+            creds.applied(&planned, &plan.dropped, &plan.leases, full);
+            creds.clean(&plan.credentials_rendered);
+            creds.publish();
+        }
         self.refused_head = refusals
             .iter()
             .any(|r| r.reason != crate::status::Reason::Fetch)
@@ -563,7 +616,8 @@ fn refusal_record(refusal: &Refusal) -> Option<RecordDraft> {
         | Reason::Output
         | Reason::Hook
         | Reason::ForcePush => Event::CommitRefused,
-        Reason::Fetch | Reason::Repository | Reason::Audit => return None,
+        // A database failure is recorded by the lease operation that failed.
+        Reason::Fetch | Reason::Repository | Reason::Audit | Reason::Database => return None,
     };
     let mut draft = RecordDraft::new(event, AuditOutcome::Refused);
     draft.commit = refusal.commit.clone();
@@ -679,6 +733,19 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         })
     };
 
+    // Leases and rotations beside the reconcile loop; its changes wake the loop.
+    let stop_leases = Arc::new(Notify::new());
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(16);
+    let creds_wake = controller
+        .creds()
+        .map(|c| c.wake.clone())
+        .unwrap_or_else(|| Arc::new(Notify::new()));
+    let lease_task = controller
+        .creds()
+        .cloned()
+        .map(|creds| tokio::spawn(lease_task(creds, commands_rx, stop_leases.clone())));
+    let _commands = commands_tx;
+
     // Registered once, before the first reconcile, so a signal arriving mid-reconcile is kept
     // and handled as soon as that reconcile finished.
     use tokio::signal::unix::{SignalKind, signal};
@@ -723,9 +790,14 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
             }
             _ = tokio::time::sleep_until(poll_at) => { fetch_now = true; }
             _ = tokio::time::sleep_until(next_resync.into()) => { full = true; fetch_now = true; }
+            _ = creds_wake.notified() => { fetch_now = false; }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
+    }
+    stop_leases.notify_one();
+    if let Some(task) = lease_task {
+        let _ = task.await;
     }
     tracing::info!("shutting down");
     shutdown.notify_waiters();
@@ -741,6 +813,24 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     })
     .await?;
     Ok(controller.in_sync())
+}
+
+/// Renews, replaces and revokes leases and rotates static roles until `stop`, answering the
+/// local API's commands between passes.
+async fn lease_task(
+    creds: Arc<Creds>,
+    mut commands: tokio::sync::mpsc::Receiver<crate::api::Command>,
+    stop: Arc<Notify>,
+) {
+    loop {
+        let wait = creds.tick().await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = creds.task_wake.notified() => {}
+            Some(command) = commands.recv() => creds.answer(command).await,
+            _ = stop.notified() => break,
+        }
+    }
 }
 
 /// Watches a local repository's ref files; wakes the loop when the branch may have moved.

@@ -42,6 +42,8 @@ pub enum Reason {
     Repository,
     /// The audit journal cannot record the action, so the action does not happen.
     Audit,
+    /// A database of a backend did not issue credentials or set a password (retried).
+    Database,
 }
 
 impl Reason {
@@ -59,6 +61,7 @@ impl Reason {
             Self::Fetch => "fetch",
             Self::Repository => "repository",
             Self::Audit => "audit",
+            Self::Database => "database",
         }
     }
 }
@@ -143,6 +146,55 @@ pub struct StatusDoc {
     pub last_error: Option<Refusal>,
     pub last_reconcile: Option<LastReconcile>,
     pub audit: AuditStatus,
+    /// Leases of dynamic credentials and static rotations.
+    pub credentials: CredentialsStatus,
+}
+
+/// Every lease and static role this controller manages (never a password).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CredentialsStatus {
+    pub leases: Vec<LeaseStatus>,
+    pub rotations: Vec<RotationStatus>,
+}
+
+/// One lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseStatus {
+    pub id: String,
+    pub target: String,
+    /// `active`, `replacing` (new credentials are on their way) or `revoking`.
+    pub state: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub max_expires_at: i64,
+    /// For `revoking`: the next attempt (Unix seconds), failed attempts and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_after: Option<i64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub revoke_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One static role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationStatus {
+    /// `<backend>/static-creds/<role>`.
+    pub path: String,
+    pub username: String,
+    /// The last completed rotation (Unix seconds), if any.
+    pub rotated_at: Option<i64>,
+    /// The next scheduled rotation (Unix seconds).
+    pub next_rotation: Option<i64>,
+    /// A rotation recorded and not finished: `recorded` or `changed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Labels of `sealops_reconciles_total`.
@@ -155,6 +207,19 @@ pub struct ResultLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: Reason,
+}
+
+/// Labels of `sealops_leases`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+/// Labels of `sealops_lease_operations_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: String,
+    pub result: String,
 }
 
 /// Prometheus metrics.
@@ -173,6 +238,9 @@ pub struct Metrics {
     pub audit_pushes: Family<ResultLabel, Counter>,
     pub audit_records_pushed: Counter,
     pub audit_records_waiting: Gauge,
+    pub leases: Family<StateLabel, Gauge>,
+    pub lease_operations: Family<OperationLabel, Counter>,
+    pub rotations: Family<ResultLabel, Counter>,
     registry: Registry,
 }
 
@@ -193,6 +261,9 @@ impl Metrics {
         let audit_pushes = Family::<ResultLabel, Counter>::default();
         let audit_records_pushed = Counter::default();
         let audit_records_waiting = Gauge::default();
+        let leases = Family::<StateLabel, Gauge>::default();
+        let lease_operations = Family::<OperationLabel, Counter>::default();
+        let rotations = Family::<ResultLabel, Counter>::default();
         let mut registry = Registry::with_prefix("sealops");
         registry.register(
             "reconciles",
@@ -255,6 +326,21 @@ impl Metrics {
             "Audit records journalled and not yet pushed",
             audit_records_waiting.clone(),
         );
+        registry.register(
+            "leases",
+            "Leases of dynamic credentials by state (active, replacing, revoking, revoke-failing)",
+            leases.clone(),
+        );
+        registry.register(
+            "lease_operations",
+            "Lease operations (issue, renew, revoke) by result (ok, failed)",
+            lease_operations.clone(),
+        );
+        registry.register(
+            "rotations",
+            "Static password rotations by result (ok, failed)",
+            rotations.clone(),
+        );
         Self {
             reconciles,
             failures,
@@ -269,6 +355,9 @@ impl Metrics {
             audit_pushes,
             audit_records_pushed,
             audit_records_waiting,
+            leases,
+            lease_operations,
+            rotations,
             registry,
         }
     }
@@ -351,6 +440,7 @@ mod tests {
             Reason::Fetch,
             Reason::Repository,
             Reason::Audit,
+            Reason::Database,
         ] {
             let name = serde_json::to_value(reason).expect("serialises");
             assert_eq!(name, reason.as_str());

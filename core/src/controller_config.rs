@@ -55,6 +55,31 @@ pub struct ControllerConfig {
     /// The audit trail this controller writes back to the repository.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Leases of dynamic database credentials.
+    #[serde(default)]
+    pub leases: LeaseSettings,
+}
+
+/// How leases of dynamic credentials are handled (see docs/backends.md).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseSettings {
+    /// How long replaced credentials stay valid after their successor reached the outputs, so
+    /// consumers can reload (e.g. `1m`).
+    #[serde(default = "one_minute")]
+    pub revoke_grace: String,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            revoke_grace: one_minute(),
+        }
+    }
+}
+
+fn one_minute() -> String {
+    "1m".to_owned()
 }
 
 /// Writing the audit trail back: records are journalled in the state directory before the

@@ -35,8 +35,18 @@ pub struct Target {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
-    /// The secret's path below secrets/ (e.g. `apps/payments/db`).
+    /// The secret's path below secrets/ (e.g. `apps/payments/db`). Give exactly one of
+    /// `secret`, `dynamic` and `static`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
+    /// Dynamic database credentials, `<backend>/creds/<role>`: a user issued for this target
+    /// with a lease, renewed and replaced by the controller. Keys `username` and `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic: Option<String>,
+    /// A static role's rotated account, `<backend>/static-creds/<role>`. Keys `username` and
+    /// `password`.
+    #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_creds: Option<String>,
     /// With `format: raw`, the one key whose value is the file's content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -118,7 +128,9 @@ impl Target {
         };
         for (index, output) in target.outputs.iter().enumerate() {
             let n = index + 1;
-            SecretPath::parse(&output.secret).map_err(|e| at(format!("output {n}: {e}")))?;
+            output
+                .source()
+                .map_err(|e| at(format!("output {n}: {e}")))?;
             output
                 .mode_bits()
                 .map_err(|e| at(format!("output {n}: {e}")))?;
@@ -169,9 +181,107 @@ impl Output {
             })
     }
 
-    /// The secret path (validated when the target was parsed).
-    pub fn secret_path(&self) -> SecretPath {
-        SecretPath::parse(&self.secret).expect("validated when the target was parsed")
+    /// Where the values come from: exactly one of `secret`, `dynamic` and `static`.
+    pub fn source(&self) -> Result<Source, String> {
+        match (
+            self.secret.is_empty(),
+            &self.dynamic,
+            &self.static_creds,
+        ) {
+            (false, None, None) => SecretPath::parse(&self.secret)
+                .map(Source::Secret)
+                .map_err(|e| e.to_string()),
+            (true, Some(path), None) => {
+                Credentials::parse(path, CredentialKind::Dynamic).map(Source::Credentials)
+            }
+            (true, None, Some(path)) => {
+                Credentials::parse(path, CredentialKind::Static).map(Source::Credentials)
+            }
+            (true, None, None) => Err(
+                "give `secret` (a sealed secret), `dynamic: <backend>/creds/<role>` or `static: <backend>/static-creds/<role>`"
+                    .into(),
+            ),
+            _ => Err("give only one of `secret`, `dynamic` and `static`".into()),
+        }
+    }
+
+    /// The secret's path, for an output of a sealed secret.
+    pub fn secret_path(&self) -> Option<SecretPath> {
+        match self.source() {
+            Ok(Source::Secret(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The credentials, for an output of a database role.
+    pub fn credentials(&self) -> Option<Credentials> {
+        match self.source() {
+            Ok(Source::Credentials(creds)) => Some(creds),
+            _ => None,
+        }
+    }
+}
+
+/// Where an output's values come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Secret(SecretPath),
+    Credentials(Credentials),
+}
+
+/// Which kind of database role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CredentialKind {
+    /// A user per lease (`<backend>/creds/<role>`).
+    Dynamic,
+    /// An existing account whose password rotates (`<backend>/static-creds/<role>`).
+    Static,
+}
+
+impl CredentialKind {
+    fn segment(self) -> &'static str {
+        match self {
+            Self::Dynamic => "creds",
+            Self::Static => "static-creds",
+        }
+    }
+}
+
+/// A database role an output reads, by backend (`backends/<backend>.yaml`) and role name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Credentials {
+    pub kind: CredentialKind,
+    pub backend: String,
+    pub role: String,
+}
+
+impl Credentials {
+    /// The keys such an output has.
+    pub const KEYS: [&'static str; 2] = ["password", "username"];
+
+    /// Parses `<backend>/creds/<role>` or `<backend>/static-creds/<role>`.
+    pub fn parse(text: &str, kind: CredentialKind) -> Result<Self, String> {
+        let shape = format!("<backend>/{}/<role>", kind.segment());
+        let parts: Vec<&str> = text.split('/').collect();
+        let [backend, segment, role] = parts.as_slice() else {
+            return Err(format!("{text:?} is not {shape}"));
+        };
+        if *segment != kind.segment() {
+            return Err(format!("{text:?} is not {shape}"));
+        }
+        crate::backend::check_name(backend).map_err(|e| format!("{text:?}: backend {e}"))?;
+        crate::backend::check_name(role).map_err(|e| format!("{text:?}: role {e}"))?;
+        Ok(Self {
+            kind,
+            backend: (*backend).to_owned(),
+            role: (*role).to_owned(),
+        })
+    }
+
+    /// `<backend>/creds/<role>` or `<backend>/static-creds/<role>`: also the path policies
+    /// grant `read` on.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.backend, self.kind.segment(), self.role)
     }
 }
 
@@ -196,6 +306,46 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("octal")
+        );
+    }
+
+    #[test]
+    fn outputs_of_database_credentials() {
+        let text = "sealops: v1\nidentity: p\noutputs:\n  - dynamic: pg/creds/app\n    format: dotenv\n    path: a.env\n  - static: pg/static-creds/billing\n    format: raw\n    key: password\n    path: b\n";
+        let target = Target::parse(text, "t.yaml").expect("parses");
+        let dynamic = target.outputs[0].credentials().expect("credentials");
+        assert_eq!(dynamic.path(), "pg/creds/app");
+        assert_eq!(dynamic.kind, CredentialKind::Dynamic);
+        assert_eq!(
+            target.outputs[1].credentials().map(|c| c.path()),
+            Some("pg/static-creds/billing".into())
+        );
+        assert_eq!(target.outputs[0].secret_path(), None);
+        for (bad, expected) in [
+            (
+                "dynamic: pg/static-creds/app",
+                "is not <backend>/creds/<role>",
+            ),
+            (
+                "static: pg/creds/app",
+                "is not <backend>/static-creds/<role>",
+            ),
+            ("dynamic: pg/creds/a/b", "is not <backend>/creds/<role>"),
+            ("dynamic: \"pg/creds/a b\"", "role"),
+            ("secret: a\n    dynamic: pg/creds/app", "only one of"),
+        ] {
+            let text = format!(
+                "sealops: v1\nidentity: p\noutputs:\n  - {bad}\n    format: json\n    path: x\n"
+            );
+            let err = Target::parse(&text, "t.yaml").unwrap_err().to_string();
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
+        let none = "sealops: v1\nidentity: p\noutputs:\n  - format: json\n    path: x\n";
+        assert!(
+            Target::parse(none, "t.yaml")
+                .unwrap_err()
+                .to_string()
+                .contains("give `secret`")
         );
     }
 }

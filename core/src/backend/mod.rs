@@ -491,7 +491,7 @@ impl StaticRole {
 }
 
 /// Backend and role names appear in paths and user names: ASCII letters, digits, `_` and `-`.
-fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty()
         || name.len() > 64
         || !name

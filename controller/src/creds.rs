@@ -1,0 +1,936 @@
+//! Database credentials in outputs: leases of dynamic roles and static roles' rotated passwords.
+//!
+//! Two places use them, and only the reconcile writes outputs:
+//! - The plan asks [`Creds::values`] for an output's `username` and `password`: the target's
+//!   current lease (or a new one, issued now), or a static role's current password (rotated now
+//!   if it never was).
+//! - The lease task ([`Creds::tick`], beside the reconcile loop) renews leases at about
+//!   two-thirds of their life, marks for replacement those that cannot be renewed far enough,
+//!   revokes replaced, dropped and expired ones (retrying with backoff), and rotates static
+//!   roles on schedule. Whenever a target's credentials change the target is marked dirty and the
+//!   reconcile loop is woken, and the reconcile renders it again.
+//!
+//! A credential is in the store (its password sealed to the controller's own identity) before
+//! the database has it, and leaves the store only after the database confirmed the revocation,
+//! so a restart knows every user it created. A replaced lease is revoked only after the apply
+//! that wrote its successor, plus a grace period for consumers to reload.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
+use sealops_core::backend::{Backend, DynamicRole, StaticRole};
+use sealops_core::keys::{IdentitySet, Recipient, open_sealed, seal_to};
+use sealops_core::secret::SecretValue;
+use sealops_core::target::{CredentialKind, Credentials};
+use sha2::Digest as _;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::audit::Audit;
+use crate::dbs::{Admin, Database as _, Driver};
+use crate::leases::{Lease, LeaseState, LeaseStore, Renewal, StaticCredential};
+use crate::rotation::{self, PendingRotation, Step};
+use crate::status::{
+    CredentialsStatus, LeaseStatus, Metrics, OperationLabel, RotationStatus, StateLabel, Status,
+};
+
+/// A backend of the applied commit with its admin password opened, and its driver.
+pub struct Connected {
+    pub backend: Backend,
+    admin: SecretValue,
+    pub driver: Arc<Driver>,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("backend", &self.backend.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Spreads renewals of leases issued together: a fixed fraction per lease id.
+fn jitter(id: &str) -> f64 {
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    f64::from(digest[0]) / 255.0
+}
+
+/// The leases and rotations of one controller.
+pub struct Creds {
+    pub store: Arc<LeaseStore>,
+    own: Recipient,
+    identities: Arc<IdentitySet>,
+    connected: Mutex<BTreeMap<String, Arc<Connected>>>,
+    /// A plan has loaded the backends (until then nothing is revoked: its driver is unknown).
+    loaded: AtomicBool,
+    /// Targets and static roles (`<backend>/static-creds/<role>`) whose outputs must be
+    /// rendered again.
+    dirty: Mutex<BTreeSet<String>>,
+    /// Wakes the reconcile loop.
+    pub wake: Arc<Notify>,
+    /// Wakes the lease task (leases retired by an apply are revoked now, not at its next pass).
+    pub task_wake: Arc<Notify>,
+    grace: Duration,
+    audit: Arc<Audit>,
+    status: Arc<Status>,
+    /// One rotation at a time: the plan and the lease task may both want one.
+    rotating: tokio::sync::Mutex<()>,
+    /// Why the last renewal or rotation of a lease or role failed.
+    errors: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Creds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creds")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Values of one credentials output, by key.
+pub type Values = BTreeMap<String, SecretValue>;
+
+impl Creds {
+    pub fn new(
+        store: LeaseStore,
+        identities: Arc<IdentitySet>,
+        grace: Duration,
+        audit: Arc<Audit>,
+        status: Arc<Status>,
+    ) -> Option<Self> {
+        let own = identities.iter().next()?.recipient().clone();
+        Some(Self {
+            store: Arc::new(store),
+            own,
+            identities,
+            connected: Mutex::default(),
+            loaded: AtomicBool::new(false),
+            dirty: Mutex::default(),
+            wake: Arc::new(Notify::new()),
+            task_wake: Arc::new(Notify::new()),
+            grace,
+            audit,
+            status,
+            rotating: tokio::sync::Mutex::new(()),
+            errors: Mutex::default(),
+        })
+    }
+
+    /// The backend `name` with its admin password: the connected one when nothing changed
+    /// (its connections are kept), else a new driver.
+    pub fn connect(&self, backend: Backend, admin: SecretValue) -> Arc<Connected> {
+        let mut connected = self.connected.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = connected.get(&backend.name)
+            && existing.backend == backend
+            && existing.admin.expose() == admin.expose()
+        {
+            return existing.clone();
+        }
+        let driver = Arc::new(Driver::new(
+            &backend,
+            Admin::from_backend(&backend, admin.clone()),
+        ));
+        let fresh = Arc::new(Connected {
+            backend,
+            admin,
+            driver,
+        });
+        connected.insert(fresh.backend.name.clone(), fresh.clone());
+        fresh
+    }
+
+    /// Every backend of the planned commit was connected.
+    pub fn loaded(&self) {
+        self.loaded.store(true, Ordering::SeqCst);
+    }
+
+    fn backend(&self, name: &str) -> Option<Arc<Connected>> {
+        self.connected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn mark_dirty(&self, what: String) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what);
+        self.wake.notify_one();
+    }
+
+    /// Targets and static roles to render again.
+    pub fn dirty(&self) -> BTreeSet<String> {
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `rendered` reached the outputs.
+    pub fn clean(&self, rendered: &BTreeSet<String>) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        dirty.retain(|d| !rendered.contains(d));
+    }
+
+    fn record(&self, draft: RecordDraft) {
+        if let Err(e) = self.audit.record(vec![draft]) {
+            tracing::error!(error = %e, "cannot journal a credentials record");
+        }
+    }
+
+    fn count(&self, operation: &str, ok: bool) {
+        self.status
+            .metrics
+            .lease_operations
+            .get_or_create(&OperationLabel {
+                operation: operation.to_owned(),
+                result: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    fn draft(event: Event, outcome: AuditOutcome, path: &str, target: Option<&str>) -> RecordDraft {
+        let mut draft = RecordDraft::new(event, outcome);
+        draft.path = Some(path.to_owned());
+        draft.target = target.map(str::to_owned);
+        draft
+    }
+
+    /// The `username` and `password` an output of `target` shows for `credentials`, from
+    /// `connected`. Blocks on the runtime for database work (the plan runs on a blocking thread).
+    pub fn values(
+        &self,
+        target: &str,
+        credentials: &Credentials,
+        connected: &Arc<Connected>,
+    ) -> Result<(Values, Option<String>), String> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "database credentials need the controller's runtime".to_owned())?;
+        match credentials.kind {
+            CredentialKind::Dynamic => {
+                let role = connected
+                    .backend
+                    .dynamic_role(&credentials.role)
+                    .ok_or_else(|| format!("{} is not a dynamic role", credentials.path()))?
+                    .clone();
+                let (username, password, id) =
+                    runtime.block_on(self.current_lease(target, connected, credentials, &role))?;
+                Ok((pair(username, password), Some(id)))
+            }
+            CredentialKind::Static => {
+                let role = connected
+                    .backend
+                    .static_role(&credentials.role)
+                    .ok_or_else(|| format!("{} is not a static role", credentials.path()))?
+                    .clone();
+                let (username, password) =
+                    runtime.block_on(self.current_static(connected, &credentials.path(), &role))?;
+                Ok((pair(username, password), None))
+            }
+        }
+    }
+
+    /// The newest usable lease of `target` for the role, else a new one.
+    async fn current_lease(
+        &self,
+        target: &str,
+        connected: &Arc<Connected>,
+        credentials: &Credentials,
+        role: &DynamicRole,
+    ) -> Result<(String, SecretValue, String), String> {
+        let now = unix_now();
+        let prefix = format!("{}/", credentials.path());
+        let leases = self.store.list(&prefix).map_err(|e| e.to_string())?;
+        let current = leases
+            .iter()
+            .filter(|l| {
+                l.target == target
+                    && l.state == LeaseState::Active
+                    && !l.replace
+                    && l.expires_at > now
+            })
+            .max_by_key(|l| l.issued_at);
+        if let Some(lease) = current {
+            if let Some(password) = open_sealed(&self.identities, &lease.sealed_password) {
+                return Ok((lease.username.clone(), password, lease.id.clone()));
+            }
+            tracing::warn!(
+                lease = lease.id,
+                "a lease's password does not open with this controller's identities; issuing new credentials"
+            );
+        }
+        self.issue(target, connected, credentials, role, now).await
+    }
+
+    async fn issue(
+        &self,
+        target: &str,
+        connected: &Arc<Connected>,
+        credentials: &Credentials,
+        role: &DynamicRole,
+        now: i64,
+    ) -> Result<(String, SecretValue, String), String> {
+        let backend = &connected.backend;
+        let username = role.username_template().render(
+            &credentials.role,
+            &backend.name,
+            backend.plugin.username_limit(),
+            now as u64,
+        )?;
+        let password = role.password_policy.generate();
+        let lease = Lease::issued(
+            &backend.name,
+            &credentials.role,
+            &username,
+            target,
+            now,
+            role.default_ttl(),
+            role.max_ttl(),
+            seal_to(&self.own, &password),
+        );
+        // Known before it exists: a crash after the database created the user still leaves a
+        // lease to revoke it.
+        self.store.put(&lease).map_err(|e| e.to_string())?;
+        match connected
+            .driver
+            .create(role, &username, &password, at(lease.expires_at))
+            .await
+        {
+            Ok(()) => {
+                self.count("issue", true);
+                self.record(Self::draft(
+                    Event::LeaseIssued,
+                    AuditOutcome::Ok,
+                    &lease.id,
+                    Some(target),
+                ));
+                Ok((username, password, lease.id))
+            }
+            Err(e) => {
+                self.count("issue", false);
+                let problem = format!("issuing {}: {e}", credentials.path());
+                let mut draft = Self::draft(
+                    Event::LeaseIssued,
+                    AuditOutcome::Failed,
+                    &lease.id,
+                    Some(target),
+                );
+                draft.reason = Some(problem.clone());
+                self.record(draft);
+                // Whatever part of the user exists is dropped by the revoker.
+                let mut failed = lease;
+                failed.state = LeaseState::Revoking;
+                failed.revoke_after = now;
+                let _ = self.store.put(&failed);
+                Err(problem)
+            }
+        }
+    }
+
+    /// The password a static role's account has now: finishing a rotation a crash
+    /// interrupted, or rotating for the first time.
+    async fn current_static(
+        &self,
+        connected: &Arc<Connected>,
+        id: &str,
+        role: &StaticRole,
+    ) -> Result<(String, SecretValue), String> {
+        let _one = self.rotating.lock().await;
+        if let Some(pending) = self.pending_rotation(id)? {
+            self.finish_rotation(connected, role, pending).await?;
+        }
+        if let Some(current) = self.store.get_static(id).map_err(|e| e.to_string())?
+            && current.username == role.username
+            && let Some(password) = open_sealed(&self.identities, &current.sealed_password)
+        {
+            return Ok((current.username, password));
+        }
+        self.rotate_locked(connected, id, role).await?;
+        let current = self
+            .store
+            .get_static(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{id}: rotated, but the store has no password"))?;
+        let password = open_sealed(&self.identities, &current.sealed_password)
+            .ok_or_else(|| format!("{id}: the stored password does not open"))?;
+        Ok((current.username, password))
+    }
+
+    fn pending_rotation(&self, id: &str) -> Result<Option<PendingRotation>, String> {
+        Ok(rotation::pending(&self.store)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|p| p.id == id))
+    }
+
+    /// Rotates the static role `id` now (`sealops rotate`, or on schedule).
+    pub async fn rotate(&self, id: &str) -> Result<(), String> {
+        let credentials = Credentials::parse(id, CredentialKind::Static)?;
+        let connected = self.backend(&credentials.backend).ok_or_else(|| {
+            format!(
+                "backend {:?} is not in the applied commit (backends/{}.yaml)",
+                credentials.backend, credentials.backend
+            )
+        })?;
+        let role = connected
+            .backend
+            .static_role(&credentials.role)
+            .ok_or_else(|| {
+                format!(
+                    "{id}: backend {} has no static role {:?}",
+                    credentials.backend, credentials.role
+                )
+            })?
+            .clone();
+        let _one = self.rotating.lock().await;
+        if let Some(pending) = self.pending_rotation(id)? {
+            self.finish_rotation(&connected, &role, pending).await?;
+        }
+        self.rotate_locked(&connected, id, &role).await
+    }
+
+    async fn rotate_locked(
+        &self,
+        connected: &Arc<Connected>,
+        id: &str,
+        role: &StaticRole,
+    ) -> Result<(), String> {
+        let password = role.password_policy.generate();
+        self.record(Self::draft(
+            Event::RotationStarted,
+            AuditOutcome::Ok,
+            id,
+            None,
+        ));
+        let pending = rotation::record(&self.store, &self.own, id, &role.username, &password)
+            .map_err(|e| e.to_string())?;
+        self.finish_rotation(connected, role, pending).await
+    }
+
+    /// Finishes a recorded rotation: the database gets the password, then it becomes the
+    /// role's current password (durable), then the outputs holding it are rendered again.
+    async fn finish_rotation(
+        &self,
+        connected: &Arc<Connected>,
+        role: &StaticRole,
+        pending: PendingRotation,
+    ) -> Result<(), String> {
+        let id = pending.id.clone();
+        let current = StaticCredential {
+            id: id.clone(),
+            username: pending.username.clone(),
+            sealed_password: pending.sealed_password.clone(),
+            rotated_at: unix_now(),
+        };
+        let store = &self.store;
+        let result = rotation::finish(
+            connected.driver.as_ref(),
+            role,
+            store,
+            &self.identities,
+            pending,
+            |_password| {
+                store.put_static(&current).map_err(|e| e.to_string())?;
+                self.mark_dirty(id.clone());
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|e| e.to_string());
+        Metrics::count(
+            &self.status.metrics.rotations,
+            if result.is_ok() { "ok" } else { "failed" },
+        );
+        let mut draft = Self::draft(
+            Event::RotationCompleted,
+            if result.is_ok() {
+                AuditOutcome::Ok
+            } else {
+                AuditOutcome::Failed
+            },
+            &id,
+            None,
+        );
+        draft.reason = result.as_ref().err().cloned();
+        self.record(draft);
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(()) => errors.remove(&id),
+            Err(e) => errors.insert(id.clone(), e.clone()),
+        };
+        result
+    }
+
+    /// After an apply: the leases the plan rendered are the targets' current ones. Leases of
+    /// those targets that were replaced are revoked after the grace period; leases no target
+    /// wants any more (a dropped target or output) at once. With `full`, every target of the
+    /// commit was planned, so a lease of any other target is dropped.
+    pub fn applied(
+        &self,
+        planned: &BTreeSet<String>,
+        dropped: &[String],
+        used: &BTreeMap<String, BTreeSet<String>>,
+        full: bool,
+    ) {
+        let Ok(leases) = self.store.list("") else {
+            return;
+        };
+        let now = unix_now();
+        for lease in leases {
+            if lease.state != LeaseState::Active {
+                continue;
+            }
+            let target_planned = planned.contains(&lease.target);
+            let gone = dropped.contains(&lease.target) || (full && !target_planned);
+            if !gone && !target_planned {
+                continue;
+            }
+            let used_by_target = used.get(&lease.target);
+            if used_by_target.is_some_and(|ids| ids.contains(&lease.id)) {
+                continue;
+            }
+            let role_path = format!("{}/creds/{}", lease.backend, lease.role);
+            let still_wanted = !gone
+                && used_by_target.is_some_and(|ids| {
+                    ids.iter()
+                        .any(|id| id.starts_with(&format!("{role_path}/")))
+                });
+            let mut retired = lease;
+            retired.state = LeaseState::Revoking;
+            retired.revoke_after = if still_wanted {
+                now + self.grace.as_secs() as i64
+            } else {
+                now
+            };
+            if let Err(e) = self.store.put(&retired) {
+                tracing::warn!(error = %e, "cannot retire a lease");
+            }
+            self.task_wake.notify_one();
+        }
+    }
+
+    /// One pass of the lease task at `now`: renewals, replacements, revocations, due
+    /// rotations. Returns how long to sleep before the next pass.
+    pub async fn tick(&self) -> Duration {
+        let now = unix_now();
+        let mut next = now + 60;
+        let leases = match self.store.list("") {
+            Ok(leases) => leases,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the lease store");
+                return Duration::from_secs(1);
+            }
+        };
+        for lease in &leases {
+            if lease.state != LeaseState::Active || lease.replace {
+                continue;
+            }
+            let Some(connected) = self.backend(&lease.backend) else {
+                continue;
+            };
+            let Some(role) = connected.backend.dynamic_role(&lease.role) else {
+                continue;
+            };
+            match lease.renewal(now, role.default_ttl(), jitter(&lease.id)) {
+                Renewal::Wait(when) => next = next.min(when),
+                Renewal::Extend(until) => {
+                    // A failure is retried at the next pass, until the lease expires.
+                    let _ = self.renew(&connected, role, lease, until).await;
+                    next = next.min(now + 1);
+                }
+                Renewal::Reissue | Renewal::Expired => {
+                    let mut replaced = lease.clone();
+                    replaced.replace = true;
+                    if self.store.put(&replaced).is_ok() {
+                        self.mark_dirty(lease.target.clone());
+                    }
+                }
+            }
+            next = next.min(lease.expires_at);
+        }
+        if self.loaded.load(Ordering::SeqCst) {
+            self.revoke_due(now).await;
+            self.rotate_due(now).await;
+        }
+        self.publish();
+        let soonest = self
+            .store
+            .list("")
+            .map(|all| {
+                all.iter()
+                    .filter(|l| l.state == LeaseState::Revoking)
+                    .map(|l| l.revoke_after)
+                    .min()
+                    .unwrap_or(i64::MAX)
+            })
+            .unwrap_or(now + 1);
+        let wake_at = next.min(soonest).max(now + 1);
+        Duration::from_secs((wake_at - now).clamp(1, 60) as u64)
+    }
+
+    async fn renew(
+        &self,
+        connected: &Connected,
+        role: &DynamicRole,
+        lease: &Lease,
+        until: i64,
+    ) -> Result<(), String> {
+        let result = connected
+            .driver
+            .renew(role, &lease.username, at(until))
+            .await
+            .map_err(|e| format!("renewing {}: {e}", lease.id));
+        self.count("renew", result.is_ok());
+        let mut draft = Self::draft(
+            Event::LeaseRenewed,
+            if result.is_ok() {
+                AuditOutcome::Ok
+            } else {
+                AuditOutcome::Failed
+            },
+            &lease.id,
+            Some(&lease.target),
+        );
+        draft.reason = result.as_ref().err().cloned();
+        self.record(draft);
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(()) => {
+                errors.remove(&lease.id);
+                drop(errors);
+                // Re-read: the lease may have been retired meanwhile.
+                if let Ok(Some(mut stored)) = self.store.get(&lease.id)
+                    && stored.state == LeaseState::Active
+                {
+                    stored.expires_at = until;
+                    stored.last_error = None;
+                    self.store.put(&stored).map_err(|e| e.to_string())?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lease = lease.id, error = %e, "renewal failed; retried until the lease expires, then replaced");
+                errors.insert(lease.id.clone(), e.clone());
+            }
+        }
+        result
+    }
+
+    /// Revokes the leases due now; a failure is retried with backoff.
+    async fn revoke_due(&self, now: i64) {
+        let due = match self.store.revocations_due(now) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the lease store");
+                return;
+            }
+        };
+        for lease in due {
+            if lease.state == LeaseState::Active {
+                // Expired in place: the target needs new credentials.
+                self.mark_dirty(lease.target.clone());
+            }
+            let _ = self.revoke(&lease, now).await;
+        }
+    }
+
+    async fn revoke(&self, lease: &Lease, now: i64) -> Result<(), String> {
+        let connected = self.backend(&lease.backend);
+        let result = match connected
+            .as_ref()
+            .and_then(|c| c.backend.dynamic_role(&lease.role).map(|r| (c, r)))
+        {
+            Some((connected, role)) => connected
+                .driver
+                .revoke(role, &lease.username)
+                .await
+                .map_err(|e| format!("revoking {}: {e}", lease.id)),
+            None => Err(format!(
+                "revoking {}: backend {:?} has no dynamic role {:?} in the applied commit; restore it in backends/{}.yaml so the user can be dropped",
+                lease.id, lease.backend, lease.role, lease.backend
+            )),
+        };
+        self.count("revoke", result.is_ok());
+        let mut draft = Self::draft(
+            Event::LeaseRevoked,
+            if result.is_ok() {
+                AuditOutcome::Ok
+            } else {
+                AuditOutcome::Failed
+            },
+            &lease.id,
+            Some(&lease.target),
+        );
+        draft.reason = result.as_ref().err().cloned();
+        self.record(draft);
+        match &result {
+            Ok(()) => {
+                if let Err(e) = self.store.remove(&lease.id) {
+                    tracing::error!(error = %e, "cannot forget a revoked lease");
+                }
+            }
+            Err(problem) => {
+                tracing::warn!(lease = lease.id, error = %problem, "revocation failed; retried with backoff");
+                let _ = self.store.revocation_failed(lease, now, problem);
+            }
+        }
+        result
+    }
+
+    /// Rotations a crash left unfinished, and static roles whose schedule is due.
+    async fn rotate_due(&self, now: i64) {
+        let connected: Vec<Arc<Connected>> = self
+            .connected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let statics: BTreeMap<String, StaticCredential> = match self.store.statics() {
+            Ok(all) => all.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the static roles");
+                return;
+            }
+        };
+        let pending: BTreeMap<String, PendingRotation> = match rotation::pending(&self.store) {
+            Ok(all) => all.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the recorded rotations");
+                return;
+            }
+        };
+        for connected in connected {
+            for (name, role) in &connected.backend.roles {
+                let sealops_core::backend::Role::Static(role) = role else {
+                    continue;
+                };
+                let id = format!("{}/static-creds/{name}", connected.backend.name);
+                let due = pending.contains_key(&id)
+                    || next_rotation(role, statics.get(&id)).is_none_or(|when| when <= now);
+                if !due {
+                    continue;
+                }
+                let _one = self.rotating.lock().await;
+                let result = match self.pending_rotation(&id) {
+                    Ok(Some(pending)) => self.finish_rotation(&connected, role, pending).await,
+                    Ok(None) => self.rotate_locked(&connected, &id, role).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(role = id, error = %e, "rotation failed; retried at the next pass");
+                }
+            }
+        }
+    }
+
+    /// Renews the leases selected now (`sealops lease renew`) by their role's TTL.
+    pub async fn renew_now(&self, selected: Vec<Lease>) -> Result<Vec<Lease>, String> {
+        let now = unix_now();
+        let mut renewed = Vec::new();
+        for lease in selected {
+            if lease.state != LeaseState::Active {
+                continue;
+            }
+            let connected = self.backend(&lease.backend).ok_or_else(|| {
+                format!("{}: backend {:?} is not loaded", lease.id, lease.backend)
+            })?;
+            let role = connected
+                .backend
+                .dynamic_role(&lease.role)
+                .ok_or_else(|| format!("{}: no dynamic role {:?}", lease.id, lease.role))?
+                .clone();
+            let until = (now + role.default_ttl().as_secs() as i64).min(lease.max_expires_at);
+            self.renew(&connected, &role, &lease, until).await?;
+            if let Ok(Some(stored)) = self.store.get(&lease.id) {
+                renewed.push(stored);
+            }
+        }
+        self.publish();
+        Ok(renewed)
+    }
+
+    /// Revokes the leases selected now (`sealops lease revoke`); their targets get new
+    /// credentials at the next reconcile.
+    pub async fn revoke_now(&self, selected: Vec<Lease>) -> Result<Vec<String>, String> {
+        let now = unix_now();
+        let mut revoked = Vec::new();
+        let mut failures = Vec::new();
+        for lease in selected {
+            let mut retiring = lease.clone();
+            retiring.state = LeaseState::Revoking;
+            retiring.revoke_after = now;
+            self.store.put(&retiring).map_err(|e| e.to_string())?;
+            if lease.state == LeaseState::Active {
+                self.mark_dirty(lease.target.clone());
+            }
+            match self.revoke(&retiring, now).await {
+                Ok(()) => revoked.push(lease.id),
+                Err(e) => failures.push(e),
+            }
+        }
+        self.publish();
+        if failures.is_empty() {
+            Ok(revoked)
+        } else {
+            Err(format!(
+                "revoked {}; {} failed and are retried with backoff: {}",
+                revoked.len(),
+                failures.len(),
+                failures.join("; ")
+            ))
+        }
+    }
+
+    /// Answers a command of the local API.
+    pub async fn answer(&self, command: crate::api::Command) {
+        use crate::api::{Command, Selector};
+        let select = |selector: &Selector| -> Result<Vec<Lease>, String> {
+            let (prefix, exact) = match selector {
+                Selector::Id(id) => (id.as_str(), true),
+                Selector::Prefix(prefix) => (prefix.as_str(), false),
+            };
+            let found = self.store.list(prefix).map_err(|e| e.to_string())?;
+            Ok(found
+                .into_iter()
+                .filter(|l| !exact || l.id == prefix)
+                .collect())
+        };
+        match command {
+            Command::Renew { selector, reply } => {
+                let result = match select(&selector) {
+                    Ok(leases) => self.renew_now(leases).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Revoke { selector, reply } => {
+                let result = match select(&selector) {
+                    Ok(leases) => self.revoke_now(leases).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Rotate { path, reply } => {
+                let _ = reply.send(self.rotate(&path).await);
+                self.publish();
+            }
+        }
+    }
+
+    /// Updates `/status` and the lease gauges from the store.
+    pub fn publish(&self) {
+        let Ok(leases) = self.store.list("") else {
+            return;
+        };
+        let statics = self.store.statics().unwrap_or_default();
+        let pending = rotation::pending(&self.store).unwrap_or_default();
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut counts: BTreeMap<&str, i64> = [
+            ("active", 0),
+            ("replacing", 0),
+            ("revoking", 0),
+            ("revoke-failing", 0),
+        ]
+        .into();
+        let leases: Vec<LeaseStatus> = leases
+            .iter()
+            .map(|l| {
+                let state = match (l.state, l.replace) {
+                    (LeaseState::Active, false) => "active",
+                    (LeaseState::Active, true) => "replacing",
+                    (LeaseState::Revoking, _) => "revoking",
+                };
+                *counts.entry(state).or_default() += 1;
+                if l.revoke_attempts > 0 {
+                    *counts.entry("revoke-failing").or_default() += 1;
+                }
+                LeaseStatus {
+                    id: l.id.clone(),
+                    target: l.target.clone(),
+                    state: state.to_owned(),
+                    expires_at: l.expires_at,
+                    max_expires_at: l.max_expires_at,
+                    revoke_after: (l.state == LeaseState::Revoking).then_some(l.revoke_after),
+                    revoke_attempts: l.revoke_attempts,
+                    last_error: l.last_error.clone().or_else(|| errors.get(&l.id).cloned()),
+                }
+            })
+            .collect();
+        for (state, count) in counts {
+            self.status
+                .metrics
+                .leases
+                .get_or_create(&StateLabel {
+                    state: state.to_owned(),
+                })
+                .set(count);
+        }
+        let connected = self.connected.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rotations = Vec::new();
+        for backend in connected.values() {
+            for (name, role) in &backend.backend.roles {
+                let sealops_core::backend::Role::Static(role) = role else {
+                    continue;
+                };
+                let path = format!("{}/static-creds/{name}", backend.backend.name);
+                let current = statics.iter().find(|c| c.id == path);
+                rotations.push(RotationStatus {
+                    username: role.username.clone(),
+                    rotated_at: current.map(|c| c.rotated_at),
+                    next_rotation: next_rotation(role, current),
+                    pending: pending.iter().find(|p| p.id == path).map(|p| {
+                        match p.step {
+                            Step::Recorded => "recorded",
+                            Step::Changed => "changed",
+                        }
+                        .to_owned()
+                    }),
+                    last_error: errors.get(&path).cloned(),
+                    path,
+                });
+            }
+        }
+        drop(connected);
+        self.status.update(|doc| {
+            doc.credentials = CredentialsStatus { leases, rotations };
+        });
+    }
+}
+
+/// When a static role is due next: never rotated means now.
+fn next_rotation(role: &StaticRole, current: Option<&StaticCredential>) -> Option<i64> {
+    let current = current?;
+    let schedule = role.schedule().ok()?;
+    let last = UNIX_EPOCH + Duration::from_secs(current.rotated_at.max(0) as u64);
+    schedule
+        .next_after(last)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+}
+
+fn pair(username: String, password: SecretValue) -> Values {
+    BTreeMap::from([
+        (
+            "username".to_owned(),
+            SecretValue::new(username.into_bytes()),
+        ),
+        ("password".to_owned(), password),
+    ])
+}
