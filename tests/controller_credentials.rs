@@ -376,7 +376,7 @@ roles:
   st:
     static:
       username: {account}
-      rotation_period: 5s
+      rotation_period: 1h
 "#
     );
     fleet.write_sealed(
@@ -413,10 +413,23 @@ roles:
         "the first rotation replaced the initial password"
     );
 
+    // Rotated on demand through the local API.
+    let rotate = fleet
+        .world
+        .sealops()
+        .args(["rotate", "maria/static-creds/st", "--state-dir"])
+        .arg(&fleet.state)
+        .output()
+        .expect("sealops rotate runs");
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
     let mut second = None;
     wait(
         &controller,
-        "the scheduled rotation reaching the output",
+        "the rotated password reaching the output",
         || {
             second =
                 read_creds(&fleet, "payments/static.json").filter(|c| c.password != first.password);
@@ -432,6 +445,55 @@ roles:
         !mariadb_login(&first),
         "the previous password no longer does"
     );
+
+    // Listed, renewed and revoked through the local API; the target gets new credentials.
+    let sealops = |args: &[&str]| {
+        let out = fleet
+            .world
+            .sealops()
+            .args(args)
+            .arg("--state-dir")
+            .arg(&fleet.state)
+            .output()
+            .expect("sealops runs");
+        assert!(
+            out.status.success(),
+            "sealops {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let listed = sealops(&["lease", "list", "--json"]);
+    assert!(listed.contains(&dynamic.username), "{listed}");
+    assert!(
+        !listed.contains(&dynamic.password),
+        "the API shows no password"
+    );
+    let renewed = sealops(&["lease", "renew", "--prefix", "maria/creds/app/"]);
+    assert!(renewed.contains(&dynamic.username), "{renewed}");
+    let revoked = sealops(&["lease", "revoke", "--prefix", "maria/creds/app/"]);
+    assert!(revoked.contains(&dynamic.username), "{revoked}");
+    assert!(
+        !mariadb_user_exists(&dynamic.username),
+        "revoked before the command returned"
+    );
+    assert!(
+        !mariadb_login(&dynamic),
+        "revoked credentials no longer log in"
+    );
+    let mut reissued = None;
+    wait(
+        &controller,
+        "new credentials for the target after the revocation",
+        || {
+            reissued = read_creds(&fleet, "payments/maria.json")
+                .filter(|c| c.username != dynamic.username);
+            reissued.is_some()
+        },
+    );
+    let reissued = reissued.expect("read");
+    assert!(mariadb_login(&reissued));
+
     let status = wait_status(&mut controller, "the rotation in /status", |s| {
         s["credentials"]["rotations"].as_array().is_some_and(|r| {
             r.iter()
@@ -444,17 +506,20 @@ roles:
         metrics.contains("sealops_rotations_total{result=\"ok\"}"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("sealops_lease_operations_total{operation=\"issue\",result=\"ok\"} 1"),
-        "{metrics}"
-    );
+    for series in [
+        "sealops_lease_operations_total{operation=\"issue\",result=\"ok\"} 2",
+        "sealops_lease_operations_total{operation=\"revoke\",result=\"ok\"} 1",
+        "sealops_lease_operations_total{operation=\"renew\",result=\"ok\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 
     fleet.write("targets/payments.yaml", common::controller::PAYMENTS_TARGET);
     fleet.commit("payments no longer reads database credentials");
     wait(&controller, "the dynamic user revoked", || {
-        !mariadb_user_exists(&dynamic.username)
+        !mariadb_user_exists(&reissued.username)
     });
-    assert!(!mariadb_login(&dynamic));
+    assert!(!mariadb_login(&reissued));
     assert_eq!(controller.terminate(), 0);
     let left: Vec<String> = mariadb_users(&tag)
         .into_iter()
@@ -462,7 +527,14 @@ roles:
         .collect();
     assert!(left.is_empty(), "orphaned users: {left:?}");
     let log = controller.log();
-    assert!(!log.contains(&second.password) && !log.contains(&dynamic.password));
+    for secret in [
+        &first.password,
+        &second.password,
+        &dynamic.password,
+        &reissued.password,
+    ] {
+        assert!(!log.contains(secret.as_str()), "the log holds a password");
+    }
     dbs_support::mariadb(&format!(
         "DROP USER IF EXISTS '{admin}'@'%'; DROP USER IF EXISTS '{account}'@'%'"
     ));

@@ -162,6 +162,22 @@ sealops audit log --since 2026-11-28T00:00:00Z --path 'apps/payments/*' --event 
 sealops audit fingerprint apps/payments/db DB_PASSWORD --audit-key /var/lib/sealops/audit.key -i cluster.key"
     )]
     Audit(cmd::audit::AuditArgs),
+    /// Leases of dynamic credentials held by the local controller: list, renew, revoke.
+    #[command(
+        after_help = "Talks to the controller on this machine through its loopback API: the URL and \
+token file come from DIR/api.json (--state-dir, default /var/lib/sealops), or from --api-url and \
+--token-file. The token file is readable by the controller's user only.\n\n\
+Examples:\n  sealops lease list\n  sealops lease list --prefix main-pg/ --json\n  \
+sealops lease renew main-pg/creds/app/v-app-x1y2\n  sealops lease revoke --prefix main-pg/creds/app/"
+    )]
+    Lease(cmd::lease::LeaseArgs),
+    /// Rotate a static role's password now, through the local controller.
+    #[command(
+        after_help = "The controller changes the password with its write-ahead protocol and \
+writes the outputs that hold it. Located like `sealops lease`.\n\n\
+Example:\n  sealops rotate main-pg/static-creds/app"
+    )]
+    Rotate(cmd::lease::RotateArgs),
     /// Approvals of a range: what is approved and what is missing.
     #[command(after_help = "Example:\n  sealops approvals status --base origin/main")]
     Approvals(cmd::approve::ApprovalsArgs),

@@ -54,6 +54,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Approve(args) => cmd::approve::approve(&global, args),
         Command::Audit(args) => cmd::audit::run(&global, args),
         Command::Approvals(args) => cmd::approve::approvals(&global, args),
+        Command::Lease(args) => cmd::lease::lease(args),
+        Command::Rotate(args) => cmd::lease::rotate(args),
         Command::Schema(args) => cmd::meta::schema(args),
         Command::Completions(args) => cmd::meta::completions(args),
         Command::Man(args) => cmd::meta::man(args),

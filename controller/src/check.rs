@@ -74,6 +74,7 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
             }
         }
     }
+    problems.extend(crate::api::problems(&config.api, &config.state_dir));
     if config.repository.url.is_some()
         && std::process::Command::new("git")
             .arg("--version")

@@ -9,6 +9,8 @@
 //!   allowed hook.
 //! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
 //!   commit; [`status`] and [`http`] report.
+//! - [`leases`] keeps the leases of dynamic credentials; [`api`] is the local, authenticated
+//!   API that lists them and hands renew, revoke and rotate requests to the lease task.
 
 pub mod api;
 pub mod audit;

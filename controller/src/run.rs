@@ -744,7 +744,19 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         .creds()
         .cloned()
         .map(|creds| tokio::spawn(lease_task(creds, commands_rx, stop_leases.clone())));
-    let _commands = commands_tx;
+    if let (true, Some(creds)) = (config.api.enabled, controller.creds()) {
+        let (listener, token) = crate::api::bind(&config.api, &config.state_dir).await?;
+        tracing::info!(address = %listener.local_addr()?, "lease API listening");
+        let state = crate::api::ApiState::new(creds.store.clone(), commands_tx, token);
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(crate::api::serve(
+            listener,
+            state,
+            async move { stop.notified().await },
+        )));
+    } else {
+        drop(commands_tx);
+    }
 
     // Registered once, before the first reconcile, so a signal arriving mid-reconcile is kept
     // and handled as soon as that reconcile finished.
@@ -799,6 +811,8 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     if let Some(task) = lease_task {
         let _ = task.await;
     }
+    // A stopped controller leaves no address for the CLI to try.
+    let _ = std::fs::remove_file(config.state_dir.join(crate::api::ENDPOINT_FILE));
     tracing::info!("shutting down");
     shutdown.notify_waiters();
     for server in servers {

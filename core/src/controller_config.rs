@@ -58,6 +58,9 @@ pub struct ControllerConfig {
     /// Leases of dynamic database credentials.
     #[serde(default)]
     pub leases: LeaseSettings,
+    /// The local API `sealops lease …` and `sealops rotate` talk to (loopback only).
+    #[serde(default)]
+    pub api: ApiSettings,
 }
 
 /// How leases of dynamic credentials are handled (see docs/backends.md).
@@ -80,6 +83,67 @@ impl Default for LeaseSettings {
 
 fn one_minute() -> String {
     "1m".to_owned()
+}
+
+/// The controller's local, authenticated API for leases and rotation. It changes credentials on
+/// demand, so it listens on loopback only and every request carries the token from `token_file`.
+/// The controller writes `<state_dir>/api.json` (its address and token file) for the CLI.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Serve the API (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A loopback address with a port (`127.0.0.1:9751`, `[::1]:9751`); port 0 picks a free
+    /// port, which the CLI finds in `<state_dir>/api.json`.
+    #[serde(default = "any_loopback_port")]
+    pub listen: String,
+    /// The bearer token's file (mode 0600; created with a random token when missing).
+    /// Default: `<state_dir>/api.token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: yes(),
+            listen: any_loopback_port(),
+            token_file: None,
+        }
+    }
+}
+
+fn any_loopback_port() -> String {
+    "127.0.0.1:0".to_owned()
+}
+
+impl ApiSettings {
+    /// `token_file`, else `<state_dir>/api.token`.
+    pub fn token_file(&self, state_dir: &std::path::Path) -> PathBuf {
+        self.token_file
+            .clone()
+            .unwrap_or_else(|| state_dir.join("api.token"))
+    }
+
+    /// The listen address, which must be a loopback IP address with a port.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, String> {
+        let address: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+            format!(
+                "api.listen {:?} is not an IP address with a port: use 127.0.0.1:0 (any free port) or e.g. 127.0.0.1:9751",
+                self.listen
+            )
+        })?;
+        // The API renews, revokes and rotates credentials: it must not be reachable from
+        // another machine, whatever the firewall says.
+        if !address.ip().is_loopback() {
+            return Err(format!(
+                "api.listen {:?} is not a loopback address: the lease API serves this machine only; use 127.0.0.1:PORT or [::1]:PORT (port 0 = any free port)",
+                self.listen
+            ));
+        }
+        Ok(address)
+    }
 }
 
 /// Writing the audit trail back: records are journalled in the state directory before the
@@ -294,6 +358,7 @@ impl ControllerConfig {
                 ),
             ));
         }
+        self.api.listen_addr().map_err(|e| ("api", e))?;
         if self.audit.batch_size == 0 {
             return Err(("audit", "audit.batch_size must be at least 1".into()));
         }
@@ -405,6 +470,46 @@ mod tests {
         );
         assert!(config.trust.require_signed);
         assert_eq!(config.removed_outputs, RemovedOutputs::Delete);
+        assert!(config.api.enabled);
+        assert_eq!(config.api.listen, "127.0.0.1:0");
+        assert_eq!(
+            config.api.token_file(&config.state_dir),
+            PathBuf::from("/var/lib/sealops/api.token")
+        );
+    }
+
+    #[test]
+    fn api_listens_on_loopback_only() {
+        for good in ["127.0.0.1:9751", "127.0.0.2:0", "[::1]:9751"] {
+            let text = format!("{MINIMAL}api:\n  listen: \"{good}\"\n");
+            let config = ControllerConfig::parse(&text, "c.yaml").expect(good);
+            assert_eq!(config.api.listen, good);
+        }
+        for (bad, says) in [
+            ("0.0.0.0:9751", "not a loopback address"),
+            ("[::]:9751", "not a loopback address"),
+            ("192.0.2.1:9751", "not a loopback address"),
+            ("localhost:9751", "not an IP address with a port"),
+            ("127.0.0.1", "not an IP address with a port"),
+        ] {
+            let text = format!("{MINIMAL}api:\n  listen: \"{bad}\"\n");
+            let err = ControllerConfig::parse(&text, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("api.listen") && err.contains(says),
+                "{bad}: {err}"
+            );
+            assert!(err.contains("127.0.0.1:"), "{bad}: names the fix: {err}");
+        }
+        let text =
+            format!("{MINIMAL}api:\n  enabled: false\n  token_file: /etc/sealops/api.token\n");
+        let config = ControllerConfig::parse(&text, "c.yaml").expect("parses");
+        assert!(!config.api.enabled);
+        assert_eq!(
+            config.api.token_file(&config.state_dir),
+            PathBuf::from("/etc/sealops/api.token")
+        );
     }
 
     #[test]

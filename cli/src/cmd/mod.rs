@@ -8,6 +8,7 @@ pub mod edit;
 pub mod git;
 pub mod init;
 pub mod keys;
+pub mod lease;
 pub mod meta;
 pub mod policy;
 pub mod recipients;

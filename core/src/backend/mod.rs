@@ -505,6 +505,22 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Splits a static role's path, `<backend>/static-creds/<role>` (as in Vault), into its
+/// backend and role names.
+pub fn parse_static_creds_path(path: &str) -> Result<(&str, &str), String> {
+    let mut parts = path.split('/');
+    let (Some(backend), Some("static-creds"), Some(role), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!(
+            "{path:?} is not a static role's path: use <backend>/static-creds/<role>, e.g. main-pg/static-creds/app"
+        ));
+    };
+    check_name(backend).map_err(|e| format!("{path:?}: the backend name {e}"))?;
+    check_name(role).map_err(|e| format!("{path:?}: the role name {e}"))?;
+    Ok((backend, role))
+}
+
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = crate::controller_config::parse_duration(text)?;
     if ttl < Duration::from_secs(1) {
@@ -657,5 +673,31 @@ roles:
             "      default_ttl: 1h\n      username_template: \"{{random 20}}-{{unix_time}}-x\"\n",
         );
         assert!(err(&long).contains("limit of 32"), "{}", err(&long));
+    }
+
+    #[test]
+    fn static_creds_paths() {
+        assert_eq!(
+            parse_static_creds_path("main-pg/static-creds/app_1"),
+            Ok(("main-pg", "app_1"))
+        );
+        for bad in [
+            "main-pg/creds/app",
+            "main-pg/static-creds",
+            "main-pg/static-creds/",
+            "/static-creds/app",
+            "main-pg/static-creds/app/extra",
+            "../static-creds/app",
+            "main pg/static-creds/app",
+            "",
+        ] {
+            let e = parse_static_creds_path(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        assert!(
+            parse_static_creds_path("pg/creds/app")
+                .unwrap_err()
+                .contains("<backend>/static-creds/<role>")
+        );
     }
 }
