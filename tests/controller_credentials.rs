@@ -514,6 +514,38 @@ roles:
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
 
+    // rotate-root: the admin password sealed in the repository stops working; the controller
+    // carries on with the one it set, also after a restart.
+    let admin_creds = Creds {
+        username: admin.clone(),
+        password: format!("admin-pw-{tag}"),
+    };
+    assert!(mariadb_login(&admin_creds));
+    sealops(&["rotate", "maria/rotate-root"]);
+    assert!(
+        !mariadb_login(&admin_creds),
+        "the old admin password no longer logs in"
+    );
+    assert_eq!(controller.terminate(), 0);
+    let mut controller = spawn(&fleet, "1s");
+    wait(&controller, "the API after the restart", || {
+        fleet.state.join("api.json").exists()
+    });
+    sealops(&["lease", "revoke", "--prefix", "maria/creds/app/"]);
+    assert!(!mariadb_user_exists(&reissued.username));
+    let mut after_root = None;
+    wait(
+        &controller,
+        "credentials issued with the rotated admin password",
+        || {
+            after_root = read_creds(&fleet, "payments/maria.json")
+                .filter(|c| c.username != reissued.username);
+            after_root.is_some()
+        },
+    );
+    let reissued = after_root.expect("read");
+    assert!(mariadb_login(&reissued));
+
     fleet.write("targets/payments.yaml", common::controller::PAYMENTS_TARGET);
     fleet.commit("payments no longer reads database credentials");
     wait(&controller, "the dynamic user revoked", || {

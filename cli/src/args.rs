@@ -171,11 +171,14 @@ Examples:\n  sealops lease list\n  sealops lease list --prefix main-pg/ --json\n
 sealops lease renew main-pg/creds/app/v-app-x1y2\n  sealops lease revoke --prefix main-pg/creds/app/"
     )]
     Lease(cmd::lease::LeaseArgs),
-    /// Rotate a static role's password now, through the local controller.
+    /// Rotate a static role's password (or a backend's admin password) now, through the local
+    /// controller.
     #[command(
         after_help = "The controller changes the password with its write-ahead protocol and \
-writes the outputs that hold it. Located like `sealops lease`.\n\n\
-Example:\n  sealops rotate main-pg/static-creds/app"
+writes the outputs that hold it. `<backend>/rotate-root` rotates the backend's admin password: \
+afterwards only the controller knows it (sealed in its state directory). Located like \
+`sealops lease`.\n\n\
+Examples:\n  sealops rotate main-pg/static-creds/app\n  sealops rotate main-pg/rotate-root"
     )]
     Rotate(cmd::lease::RotateArgs),
     /// Approvals of a range: what is approved and what is missing.

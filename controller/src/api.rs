@@ -616,9 +616,11 @@ async fn rotate(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    let RotateBody { path } =
-        parse_body(&body, "send {\"path\": \"<backend>/static-creds/<role>\"}")?;
-    sealops_core::backend::parse_static_creds_path(&path)
+    let RotateBody { path } = parse_body(
+        &body,
+        "send {\"path\": \"<backend>/static-creds/<role>\"} or {\"path\": \"<backend>/rotate-root\"}",
+    )?;
+    sealops_core::backend::RotationTarget::parse(&path)
         .map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     tracing::info!(%peer, path, "lease API: rotate");
     ask(&state, |reply| Command::Rotate {

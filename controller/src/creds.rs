@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
-use sealops_core::backend::{Backend, DynamicRole, StaticRole};
+use sealops_core::backend::{Backend, DynamicRole, RotationTarget, StaticRole};
 use sealops_core::keys::{IdentitySet, Recipient, open_sealed, seal_to};
 use sealops_core::secret::SecretValue;
 use sealops_core::target::{CredentialKind, Credentials};
@@ -131,8 +131,17 @@ impl Creds {
     }
 
     /// The backend `name` with its admin password: the connected one when nothing changed
-    /// (its connections are kept), else a new driver.
+    /// (its connections are kept), else a new driver. After `rotate-root` the password the
+    /// controller set replaces the one sealed in the repository.
     pub fn connect(&self, backend: Backend, admin: SecretValue) -> Arc<Connected> {
+        let admin = self
+            .store
+            .get_static(&root_id(&backend.name))
+            .ok()
+            .flatten()
+            .filter(|root| root.username == backend.connection.username)
+            .and_then(|root| open_sealed(&self.identities, &root.sealed_password))
+            .unwrap_or(admin);
         let mut connected = self.connected.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = connected.get(&backend.name)
             && existing.backend == backend
@@ -376,25 +385,25 @@ impl Creds {
             .find(|p| p.id == id))
     }
 
-    /// Rotates the static role `id` now (`sealops rotate`, or on schedule).
+    /// Rotates `id` now (`sealops rotate`, or on schedule): a static role
+    /// (`<backend>/static-creds/<role>`) or a backend's admin (`<backend>/rotate-root`).
     pub async fn rotate(&self, id: &str) -> Result<(), String> {
-        let credentials = Credentials::parse(id, CredentialKind::Static)?;
-        let connected = self.backend(&credentials.backend).ok_or_else(|| {
+        let target = RotationTarget::parse(id)?;
+        let connected = self.backend(target.backend()).ok_or_else(|| {
             format!(
                 "backend {:?} is not in the applied commit (backends/{}.yaml)",
-                credentials.backend, credentials.backend
+                target.backend(),
+                target.backend()
             )
         })?;
-        let role = connected
-            .backend
-            .static_role(&credentials.role)
-            .ok_or_else(|| {
-                format!(
-                    "{id}: backend {} has no static role {:?}",
-                    credentials.backend, credentials.role
-                )
-            })?
-            .clone();
+        let role = match &target {
+            RotationTarget::Static { backend, role } => connected
+                .backend
+                .static_role(role)
+                .ok_or_else(|| format!("{id}: backend {backend} has no static role {role:?}"))?
+                .clone(),
+            RotationTarget::Root { .. } => admin_role(&connected.backend),
+        };
         let _one = self.rotating.lock().await;
         if let Some(pending) = self.pending_rotation(id)? {
             self.finish_rotation(&connected, &role, pending).await?;
@@ -436,15 +445,21 @@ impl Creds {
             rotated_at: unix_now(),
         };
         let store = &self.store;
+        let root = id == root_id(&connected.backend.name);
         let result = rotation::finish(
             connected.driver.as_ref(),
             role,
             store,
             &self.identities,
             pending,
-            |_password| {
+            |password| {
                 store.put_static(&current).map_err(|e| e.to_string())?;
-                self.mark_dirty(id.clone());
+                if root {
+                    // From now on the driver logs in with the password only we know.
+                    self.connect(connected.backend.clone(), password.clone());
+                } else {
+                    self.mark_dirty(id.clone());
+                }
                 Ok(())
             },
         )
@@ -733,6 +748,18 @@ impl Creds {
                     tracing::warn!(role = id, error = %e, "rotation failed; retried at the next pass");
                 }
             }
+            // A rotate-root a crash interrupted: finished with the old admin password's driver
+            // (or, if the database already has the new one, by logging in with it).
+            let root = root_id(&connected.backend.name);
+            if pending.contains_key(&root) {
+                let _one = self.rotating.lock().await;
+                if let Ok(Some(pending)) = self.pending_rotation(&root) {
+                    let role = admin_role(&connected.backend);
+                    if let Err(e) = self.finish_rotation(&connected, &role, pending).await {
+                        tracing::warn!(backend = connected.backend.name, error = %e, "rotate-root failed; retried at the next pass");
+                    }
+                }
+            }
         }
     }
 
@@ -911,6 +938,27 @@ impl Creds {
         self.status.update(|doc| {
             doc.credentials = CredentialsStatus { leases, rotations };
         });
+    }
+}
+
+/// The rotation id of a backend's admin password.
+fn root_id(backend: &str) -> String {
+    RotationTarget::Root {
+        backend: backend.to_owned(),
+    }
+    .path()
+}
+
+/// The backend's admin account as a static role: its password set with the dialect's default
+/// statement (ALTER ROLE / ALTER USER / ACL SETUSER resetpass), by the admin itself. Never
+/// rotated on a schedule: only `sealops rotate <backend>/rotate-root` does.
+fn admin_role(backend: &Backend) -> StaticRole {
+    StaticRole {
+        username: backend.connection.username.clone(),
+        rotation_period: None,
+        schedule: None,
+        rotation_statements: Vec::new(),
+        password_policy: Default::default(),
     }
 }
 

@@ -111,8 +111,8 @@ pub struct SelectArgs {
 pub struct RotateArgs {
     #[command(flatten)]
     pub api: ApiArgs,
-    /// The static role: `<backend>/static-creds/<role>`.
-    #[arg(value_name = "BACKEND/static-creds/ROLE")]
+    /// `<backend>/static-creds/<role>`, or `<backend>/rotate-root` for the admin password.
+    #[arg(value_name = "PATH")]
     pub path: String,
 }
 
@@ -165,7 +165,7 @@ pub fn lease(args: LeaseArgs) -> anyhow::Result<Outcome> {
 
 pub fn rotate(args: RotateArgs) -> anyhow::Result<Outcome> {
     // Checked here too, so a typo is named without asking the controller.
-    sealops_core::backend::parse_static_creds_path(&args.path).map_err(anyhow::Error::msg)?;
+    sealops_core::backend::RotationTarget::parse(&args.path).map_err(anyhow::Error::msg)?;
     let api = Api::locate(&args.api)?;
     let doc = api.post("/v1/rotate", &serde_json::json!({ "path": args.path }))?;
     let rotated: String = field(&doc, "rotated")?;

@@ -505,20 +505,49 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Splits a static role's path, `<backend>/static-creds/<role>` (as in Vault), into its
-/// backend and role names.
-pub fn parse_static_creds_path(path: &str) -> Result<(&str, &str), String> {
-    let mut parts = path.split('/');
-    let (Some(backend), Some("static-creds"), Some(role), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(format!(
-            "{path:?} is not a static role's path: use <backend>/static-creds/<role>, e.g. main-pg/static-creds/app"
-        ));
-    };
-    check_name(backend).map_err(|e| format!("{path:?}: the backend name {e}"))?;
-    check_name(role).map_err(|e| format!("{path:?}: the role name {e}"))?;
-    Ok((backend, role))
+/// What `sealops rotate` rotates: a static role's account, or a backend's admin (`rotate-root`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotationTarget {
+    /// `<backend>/static-creds/<role>`.
+    Static { backend: String, role: String },
+    /// `<backend>/rotate-root`: the admin password of the backend's connection.
+    Root { backend: String },
+}
+
+impl RotationTarget {
+    /// Parses `<backend>/static-creds/<role>` or `<backend>/rotate-root`.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        if let Some(backend) = path.strip_suffix("/rotate-root") {
+            check_name(backend).map_err(|e| format!("{path:?}: the backend name {e}"))?;
+            return Ok(Self::Root {
+                backend: backend.to_owned(),
+            });
+        }
+        crate::target::Credentials::parse(path, crate::target::CredentialKind::Static)
+            .map(|c| Self::Static {
+                backend: c.backend,
+                role: c.role,
+            })
+            .map_err(|e| {
+                format!("{e}: rotate <backend>/static-creds/<role> or <backend>/rotate-root")
+            })
+    }
+
+    /// The backend it belongs to.
+    pub fn backend(&self) -> &str {
+        match self {
+            Self::Static { backend, .. } | Self::Root { backend } => backend,
+        }
+    }
+
+    /// `<backend>/static-creds/<role>` or `<backend>/rotate-root`: also the id of its
+    /// rotation records.
+    pub fn path(&self) -> String {
+        match self {
+            Self::Static { backend, role } => format!("{backend}/static-creds/{role}"),
+            Self::Root { backend } => format!("{backend}/rotate-root"),
+        }
+    }
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -676,10 +705,17 @@ roles:
     }
 
     #[test]
-    fn static_creds_paths() {
+    fn rotation_targets() {
         assert_eq!(
-            parse_static_creds_path("main-pg/static-creds/app_1"),
-            Ok(("main-pg", "app_1"))
+            RotationTarget::parse("main-pg/static-creds/app_1"),
+            Ok(RotationTarget::Static {
+                backend: "main-pg".into(),
+                role: "app_1".into()
+            })
+        );
+        assert_eq!(
+            RotationTarget::parse("main-pg/rotate-root").map(|t| t.path()),
+            Ok("main-pg/rotate-root".into())
         );
         for bad in [
             "main-pg/creds/app",
@@ -689,15 +725,12 @@ roles:
             "main-pg/static-creds/app/extra",
             "../static-creds/app",
             "main pg/static-creds/app",
+            "../rotate-root",
             "",
         ] {
-            let e = parse_static_creds_path(bad).unwrap_err();
+            let e = RotationTarget::parse(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
+            assert!(e.contains("rotate") || e.contains("backend"), "{e}");
         }
-        assert!(
-            parse_static_creds_path("pg/creds/app")
-                .unwrap_err()
-                .contains("<backend>/static-creds/<role>")
-        );
     }
 }
