@@ -377,7 +377,7 @@ impl Api {
     ) -> anyhow::Result<serde_json::Value> {
         let mut response = response.map_err(|e| {
             anyhow::anyhow!(
-                "cannot reach the controller's API at {} (from {}): {e}; is the controller running? (api.json stays behind when it stops)",
+                "cannot reach the controller's API at {} (from {}): {e}; is the controller running? (a killed controller leaves api.json behind)",
                 self.url,
                 self.from
             )

@@ -358,6 +358,11 @@ pub fn check_structure(
                     .err()
                     .map(|e| e.to_string())
             }
+            Some(("backends", name)) if name.ends_with(".yaml") || name.ends_with(".yml") => {
+                crate::backend::Backend::parse(&text, &path)
+                    .err()
+                    .map(|e| e.to_string())
+            }
             _ => None,
         };
         if let Some(problem) = problem {
