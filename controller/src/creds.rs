@@ -741,6 +741,16 @@ impl Creds {
                 let _one = self.rotating.lock().await;
                 let result = match self.pending_rotation(&id) {
                     Ok(Some(pending)) => self.finish_rotation(&connected, role, pending).await,
+                    // Still due now that no one else rotates (the plan may have, meanwhile)?
+                    Ok(None)
+                        if next_rotation(
+                            role,
+                            self.store.get_static(&id).ok().flatten().as_ref(),
+                        )
+                        .is_some_and(|when| when > now) =>
+                    {
+                        Ok(())
+                    }
                     Ok(None) => self.rotate_locked(&connected, &id, role).await,
                     Err(e) => Err(e),
                 };

@@ -269,8 +269,9 @@ impl Credentials {
         if *segment != kind.segment() {
             return Err(format!("{text:?} is not {shape}"));
         }
-        crate::backend::check_name(backend).map_err(|e| format!("{text:?}: backend {e}"))?;
-        crate::backend::check_name(role).map_err(|e| format!("{text:?}: role {e}"))?;
+        crate::backend::check_name(backend)
+            .map_err(|e| format!("{text:?}: the backend name {e}"))?;
+        crate::backend::check_name(role).map_err(|e| format!("{text:?}: the role name {e}"))?;
         Ok(Self {
             kind,
             backend: (*backend).to_owned(),
