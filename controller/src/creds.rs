@@ -79,7 +79,10 @@ pub struct Creds {
     loaded: AtomicBool,
     /// Targets and static roles (`<backend>/static-creds/<role>`) whose outputs must be
     /// rendered again.
-    dirty: Mutex<BTreeSet<String>>,
+    /// Each with the generation it was marked at: a mark made while a plan ran survives that
+    /// plan's [`Creds::clean`].
+    dirty: Mutex<BTreeMap<String, u64>>,
+    generation: std::sync::atomic::AtomicU64,
     /// Wakes the reconcile loop.
     pub wake: Arc<Notify>,
     /// Wakes the lease task (leases retired by an apply are revoked now, not at its next pass).
@@ -101,6 +104,10 @@ impl std::fmt::Debug for Creds {
     }
 }
 
+/// Revocations in flight at once (the benchmark: 16 revoke 1,000 leases in about a second on
+/// each of the three databases, the lease store's commits being the limit).
+const REVOKE_CONCURRENCY: usize = 16;
+
 /// Values of one credentials output, by key.
 pub type Values = BTreeMap<String, SecretValue>;
 
@@ -120,6 +127,7 @@ impl Creds {
             connected: Mutex::default(),
             loaded: AtomicBool::new(false),
             dirty: Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             wake: Arc::new(Notify::new()),
             task_wake: Arc::new(Notify::new()),
             grace,
@@ -175,23 +183,26 @@ impl Creds {
             .cloned()
     }
 
+    /// Call after the store shows the change: the reconcile it wakes reads the store.
     fn mark_dirty(&self, what: String) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.dirty
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(what);
+            .insert(what, generation);
         self.wake.notify_one();
     }
 
-    /// Targets and static roles to render again.
-    pub fn dirty(&self) -> BTreeSet<String> {
+    /// Targets and static roles to render again, with their generations.
+    pub fn dirty(&self) -> BTreeMap<String, u64> {
         self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// `rendered` reached the outputs.
-    pub fn clean(&self, rendered: &BTreeSet<String>) {
+    /// `rendered` (as [`Creds::dirty`] gave them to a plan) reached the outputs; marks made
+    /// since stay.
+    pub fn clean(&self, rendered: &BTreeMap<String, u64>) {
         let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        dirty.retain(|d| !rendered.contains(d));
+        dirty.retain(|what, generation| rendered.get(what) != Some(generation));
     }
 
     fn record(&self, draft: RecordDraft) {
@@ -652,56 +663,67 @@ impl Creds {
                 return;
             }
         };
-        for lease in due {
+        for lease in &due {
             if lease.state == LeaseState::Active {
                 // Expired in place: the target needs new credentials.
                 self.mark_dirty(lease.target.clone());
             }
-            let _ = self.revoke(&lease, now).await;
         }
+        self.revoke(due, now).await;
     }
 
-    async fn revoke(&self, lease: &Lease, now: i64) -> Result<(), String> {
-        let connected = self.backend(&lease.backend);
-        let result = match connected
-            .as_ref()
-            .and_then(|c| c.backend.dynamic_role(&lease.role).map(|r| (c, r)))
-        {
-            Some((connected, role)) => connected
-                .driver
-                .revoke(role, &lease.username)
-                .await
-                .map_err(|e| format!("revoking {}: {e}", lease.id)),
-            None => Err(format!(
-                "revoking {}: backend {:?} has no dynamic role {:?} in the applied commit; restore it in backends/{}.yaml so the user can be dropped",
-                lease.id, lease.backend, lease.role, lease.backend
-            )),
-        };
-        self.count("revoke", result.is_ok());
-        let mut draft = Self::draft(
-            Event::LeaseRevoked,
-            if result.is_ok() {
-                AuditOutcome::Ok
-            } else {
-                AuditOutcome::Failed
-            },
-            &lease.id,
-            Some(&lease.target),
-        );
-        draft.reason = result.as_ref().err().cloned();
-        self.record(draft);
-        match &result {
-            Ok(()) => {
-                if let Err(e) = self.store.remove(&lease.id) {
-                    tracing::error!(error = %e, "cannot forget a revoked lease");
-                }
-            }
-            Err(problem) => {
-                tracing::warn!(lease = lease.id, error = %problem, "revocation failed; retried with backoff");
-                let _ = self.store.revocation_failed(lease, now, problem);
-            }
+    /// Revokes `leases` (a sweep with bounded concurrency), counts and records each answer;
+    /// returns the ids revoked and the problems of the rest (kept, with their backoff).
+    async fn revoke(&self, leases: Vec<Lease>, now: i64) -> (Vec<String>, Vec<String>) {
+        if leases.is_empty() {
+            return (Vec::new(), Vec::new());
         }
-        result
+        let report = crate::revoke::sweep(&self.store, leases, now, REVOKE_CONCURRENCY, |lease| {
+            let connected = self.backend(&lease.backend)?;
+            let role = connected.backend.dynamic_role(&lease.role)?.clone();
+            Some((connected.driver.clone(), role))
+        })
+        .await;
+        let report = match report {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record revocations; they are retried");
+                return (Vec::new(), vec![e.to_string()]);
+            }
+        };
+        let mut drafts = Vec::new();
+        for lease in &report.revoked {
+            self.count("revoke", true);
+            drafts.push(Self::draft(
+                Event::LeaseRevoked,
+                AuditOutcome::Ok,
+                &lease.id,
+                Some(&lease.target),
+            ));
+        }
+        for failed in &report.failed {
+            self.count("revoke", false);
+            tracing::warn!(lease = failed.lease.id, error = %failed.problem, "revocation failed; retried with backoff");
+            let mut draft = Self::draft(
+                Event::LeaseRevoked,
+                AuditOutcome::Failed,
+                &failed.lease.id,
+                Some(&failed.lease.target),
+            );
+            draft.reason = Some(failed.problem.clone());
+            drafts.push(draft);
+        }
+        if let Err(e) = self.audit.record(drafts) {
+            tracing::error!(error = %e, "cannot journal revocation records");
+        }
+        (
+            report.revoked.into_iter().map(|l| l.id).collect(),
+            report
+                .failed
+                .into_iter()
+                .map(|f| format!("{}: {}", f.lease.id, f.problem))
+                .collect(),
+        )
     }
 
     /// Rotations a crash left unfinished, and static roles whose schedule is due.
@@ -803,21 +825,23 @@ impl Creds {
     /// credentials at the next reconcile.
     pub async fn revoke_now(&self, selected: Vec<Lease>) -> Result<Vec<String>, String> {
         let now = unix_now();
-        let mut revoked = Vec::new();
-        let mut failures = Vec::new();
-        for lease in selected {
-            let mut retiring = lease.clone();
-            retiring.state = LeaseState::Revoking;
-            retiring.revoke_after = now;
-            self.store.put(&retiring).map_err(|e| e.to_string())?;
+        let mut retiring = Vec::with_capacity(selected.len());
+        let mut targets = BTreeSet::new();
+        for mut lease in selected {
             if lease.state == LeaseState::Active {
-                self.mark_dirty(lease.target.clone());
+                targets.insert(lease.target.clone());
             }
-            match self.revoke(&retiring, now).await {
-                Ok(()) => revoked.push(lease.id),
-                Err(e) => failures.push(e),
-            }
+            lease.state = LeaseState::Revoking;
+            lease.revoke_after = now;
+            self.store.put(&lease).map_err(|e| e.to_string())?;
+            retiring.push(lease);
         }
+        // Only now that no lease of theirs is current: a reconcile woken earlier would render
+        // the old credentials again.
+        for target in targets {
+            self.mark_dirty(target);
+        }
+        let (revoked, failures) = self.revoke(retiring, now).await;
         self.publish();
         if failures.is_empty() {
             Ok(revoked)

@@ -23,6 +23,7 @@ pub mod http;
 pub mod leases;
 pub mod materialise;
 pub mod output;
+pub mod revoke;
 pub mod rotation;
 pub mod run;
 pub mod source;

@@ -169,8 +169,9 @@ pub struct Plan {
     pub audit_branch: String,
     /// The leases each planned target's outputs hold (for retiring the ones they replaced).
     pub leases: BTreeMap<String, BTreeSet<String>>,
-    /// Targets and static roles rendered because their credentials changed.
-    pub credentials_rendered: BTreeSet<String>,
+    /// Targets and static roles rendered because their credentials changed (with the
+    /// generation of that change).
+    pub credentials_rendered: BTreeMap<String, u64>,
 }
 
 fn refuse(commit: Oid, path: impl Into<String>, reason: Reason, message: String) -> Refusal {
@@ -409,11 +410,11 @@ pub fn plan(
         authority_changed
             || paths.contains(file)
             || previous.is_none_or(|p| !p.outputs.contains_key(name))
-            || dirty.contains(name)
+            || dirty.contains_key(name)
             || target.outputs.iter().any(|o| {
                 changed_secrets.contains(o.secret.as_str())
                     || o.credentials().is_some_and(|c| {
-                        dirty.contains(&c.path())
+                        dirty.contains_key(&c.path())
                             || paths.contains(&format!("backends/{}.yaml", c.backend))
                     })
             })
@@ -724,7 +725,7 @@ pub fn plan(
         creds.loaded();
     }
     let mut leases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut credentials_rendered = BTreeSet::new();
+    let mut credentials_rendered = BTreeMap::new();
     for p in &pending {
         let Some(creds_ref) = &p.credentials else {
             continue;
@@ -738,11 +739,10 @@ pub fn plan(
             Ok((found, lease)) => {
                 values.insert(key, found);
                 leases.entry(p.target.to_owned()).or_default().extend(lease);
-                if dirty.contains(p.target) {
-                    credentials_rendered.insert(p.target.to_owned());
-                }
-                if dirty.contains(&p.source) {
-                    credentials_rendered.insert(p.source.clone());
+                for key in [p.target, p.source.as_str()] {
+                    if let Some(generation) = dirty.get(key) {
+                        credentials_rendered.insert(key.to_owned(), *generation);
+                    }
                 }
             }
             Err(problem) => refusals.push(refuse(

@@ -100,14 +100,11 @@ async fn issued_credentials_log_in_and_revoked_ones_do_not() {
         after.is_login_refused(),
         "revoked credentials are refused: {after}"
     );
-    // Revoking again fails here: the role's REVOKE names a role that is gone. Whether a
-    // revocation is idempotent is the statements' business (the lease store will decide how
-    // to treat "does not exist").
-    let again = db.revoke(role, &name).await.unwrap_err();
-    assert!(
-        matches!(&again, DbError::Statement { code, .. } if code == "42704"),
-        "{again}"
-    );
+    // Revoking again succeeds, though the role's REVOKE names a role that is gone (42704):
+    // after a crash between the database's answer and the store, the lease is revoked again.
+    db.revoke(role, &name)
+        .await
+        .expect("revoking a role that is gone is done");
 }
 
 #[tokio::test]

@@ -251,13 +251,20 @@ impl Database for Postgres {
         };
         let statements = role.statements(Dialect::Postgres, StatementKind::Revocation);
         let rendered = render_all(PLUGIN, &statements, &values, Escaping::Postgres)?;
-        bounded(
+        let result = bounded(
             PLUGIN,
             &self.admin,
             "revoke",
             self.run(StatementKind::Revocation, &rendered),
         )
-        .await
+        .await;
+        match result {
+            // undefined_object: the role is gone already (a revocation confirmed by the
+            // database, then a crash before the lease was forgotten; or statements such as
+            // `REVOKE … FROM "{{name}}"` that fail on a missing role). Revoked is revoked.
+            Err(DbError::Statement { code, .. }) if code == "42704" => Ok(()),
+            other => other,
+        }
     }
 
     async fn renew(
