@@ -4,81 +4,22 @@
 //! database that is down while a lease is revoked is retried until it is back.
 
 mod common;
+#[path = "common/credentials.rs"]
+mod credentials;
 #[path = "../controller/tests/dbs_support/mod.rs"]
 mod dbs_support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use credentials::{
+    Creds, mariadb_login, mariadb_users, postgres_login, postgres_users, read_creds, redis_login,
+    wait, wait_status,
+};
+
 use common::controller::Fleet;
 use common::controller::kit::{self, Running};
 use dbs_support::{PG_DATABASE, unique};
-
-/// Credentials as an output with `format: json` shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Creds {
-    username: String,
-    password: String,
-}
-
-fn read_creds(fleet: &Fleet, output: &str) -> Option<Creds> {
-    let text = fleet.output(output)?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some(Creds {
-        username: json["username"].as_str()?.to_owned(),
-        password: json["password"].as_str()?.to_owned(),
-    })
-}
-
-/// Logs in with the database's own client; true when it accepted the credential.
-fn postgres_login(c: &Creds) -> bool {
-    Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            &c.username,
-            "-d",
-            PG_DATABASE,
-        ])
-        .args(["-w", "-Atc", "SELECT 1"])
-        .env("PGPASSWORD", &c.password)
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql runs")
-        .status
-        .success()
-}
-
-fn mariadb_login(c: &Creds) -> bool {
-    Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", &c.username])
-        .arg(format!("-p{}", c.password))
-        .args(["-N", "-B", "-e", "SELECT 1"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("mariadb runs")
-        .status
-        .success()
-}
-
-fn redis_login(port: u16, c: &Creds) -> bool {
-    let out = Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--no-auth-warning",
-        ])
-        .args(["--user", &c.username, "--pass", &c.password, "PING"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim() == "PONG"
-}
 
 fn pg_role_exists(name: &str) -> bool {
     let escaped = name.replace('\'', "''");
@@ -86,15 +27,6 @@ fn pg_role_exists(name: &str) -> bool {
         PG_DATABASE,
         &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{escaped}'"),
     ) == "1"
-}
-
-/// PostgreSQL roles whose names start with `prefix`.
-fn pg_roles(prefix: &str) -> Vec<String> {
-    let out = dbs_support::psql(
-        PG_DATABASE,
-        &format!("SELECT rolname FROM pg_roles WHERE rolname LIKE '{prefix}%' ORDER BY 1"),
-    );
-    out.lines().map(str::to_owned).collect()
 }
 
 /// The fleet's repository plus a backend, its admin password, a policy granting `paths` to
@@ -162,45 +94,6 @@ fn status_leases(status: &serde_json::Value) -> Vec<serde_json::Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-/// Polls `done` until it holds; on the hang guard, fails with the controller's log.
-fn wait(controller: &Running, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting for {what}; controller log:\n{}",
-            controller.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls `/status` until `done` holds for it; on the hang guard, fails with the last
-/// document and the controller's log.
-fn wait_status(
-    controller: &mut Running,
-    what: &str,
-    mut done: impl FnMut(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let status = controller.status();
-        if done(&status) {
-            eprintln!(
-                "{what}: done after {:?}",
-                deadline - std::time::Instant::now()
-            );
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting for {what}; status {status:#}\ncontroller log:\n{}",
-            controller.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn spawn(fleet: &Fleet, grace: &str) -> Running {
@@ -313,7 +206,7 @@ fn postgres_dynamic_credentials_are_issued_renewed_replaced_and_revoked() {
     fleet.write("targets/payments.yaml", common::controller::PAYMENTS_TARGET);
     fleet.commit("payments no longer reads database credentials");
     wait(&controller, "every user of this test revoked", || {
-        pg_roles(&tag).is_empty()
+        postgres_users(&tag).is_empty()
     });
     let status = wait_status(&mut controller, "no leases left", |s| {
         status_leases(s).is_empty()
@@ -330,14 +223,6 @@ fn mariadb_user_exists(name: &str) -> bool {
     dbs_support::mariadb(&format!(
         "SELECT count(*) FROM mysql.user WHERE user = '{name}'"
     )) != "0"
-}
-
-/// MariaDB users whose names start with `prefix`.
-fn mariadb_users(prefix: &str) -> Vec<String> {
-    let out = dbs_support::mariadb(&format!(
-        "SELECT user FROM mysql.user WHERE user LIKE '{prefix}%' ORDER BY 1"
-    ));
-    out.lines().map(str::to_owned).collect()
 }
 
 #[test]
@@ -650,7 +535,7 @@ allowed_roles: ["*"]
 roles:
   reader:
     dynamic:
-      creation_statements: ["+@read", "+ping", "~cache:*"]
+      creation_statements: ["+@read", "+ping", "+acl|whoami", "~cache:*"]
       default_ttl: 1h
       max_ttl: 2h
 "#

@@ -4,6 +4,8 @@
 //! is a lease the controller knows; at the end, revoking them leaves no user behind.
 
 mod common;
+#[path = "common/credentials.rs"]
+mod credentials;
 #[path = "../controller/tests/dbs_support/mod.rs"]
 mod dbs_support;
 
@@ -12,44 +14,68 @@ use std::time::Duration;
 
 use common::controller::Fleet;
 use common::controller::kit::{self, Running};
+use credentials::{
+    Creds, mariadb_login, mariadb_users, postgres_login, postgres_users, read_creds, redis_cli,
+    redis_login, redis_users, wait,
+};
 use dbs_support::PG_DATABASE;
 
 /// Trials per database (three databases: 102 in all).
 const TRIALS: usize = 34;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Creds {
-    username: String,
-    password: String,
+#[derive(Clone, Copy)]
+enum Kind {
+    Postgres,
+    Mariadb,
+    Redis,
 }
 
-fn read_creds(fleet: &Fleet, output: &str) -> Option<Creds> {
-    let json: serde_json::Value = serde_json::from_str(&fleet.output(output)?).ok()?;
-    Some(Creds {
-        username: json["username"].as_str()?.to_owned(),
-        password: json["password"].as_str()?.to_owned(),
-    })
-}
-
-fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the client runs")
-        .success()
-}
-
-/// One database under test: its backend file, a client login, and its users by prefix.
+/// One database under test: its backend file and the accounts the test made.
 struct Db {
+    kind: Kind,
     name: &'static str,
     backend: String,
-    login: Box<dyn Fn(&Creds) -> bool>,
-    users: Box<dyn Fn(&str) -> Vec<String>>,
     /// The sealed admin password (PostgreSQL trusts 127.0.0.1 and Redis's default user has
     /// none on this machine, so theirs is not checked; MariaDB's test admin has a real one).
     admin_password: String,
-    drop_account: Box<dyn Fn()>,
+    /// The static role's account, and the test's admin where it made one.
+    accounts: Vec<String>,
+}
+
+impl Db {
+    fn login(&self, c: &Creds) -> bool {
+        match self.kind {
+            Kind::Postgres => postgres_login(c),
+            Kind::Mariadb => mariadb_login(c),
+            Kind::Redis => redis_login(6379, c),
+        }
+    }
+
+    /// The dynamic users of this test (`<tag>-…`).
+    fn users(&self, tag: &str) -> Vec<String> {
+        let prefix = format!("{tag}-");
+        match self.kind {
+            Kind::Postgres => postgres_users(&prefix),
+            Kind::Mariadb => mariadb_users(&prefix),
+            Kind::Redis => redis_users(6379, &prefix),
+        }
+    }
+
+    fn drop_accounts(&self) {
+        for account in &self.accounts {
+            match self.kind {
+                Kind::Postgres => {
+                    dbs_support::psql(PG_DATABASE, &format!("DROP ROLE IF EXISTS \"{account}\""));
+                }
+                Kind::Mariadb => {
+                    dbs_support::mariadb(&format!("DROP USER IF EXISTS '{account}'@'%'"));
+                }
+                Kind::Redis => {
+                    redis_cli(6379, &["ACL", "DELUSER", account]);
+                }
+            }
+        }
+    }
 }
 
 fn postgres(tag: &str) -> Option<Db> {
@@ -88,29 +114,11 @@ roles:
 "#
     );
     Some(Db {
+        kind: Kind::Postgres,
         name: "PostgreSQL",
         backend,
-        login: Box::new(|c| {
-            succeeds(
-                Command::new("psql")
-                    .args(["-h", "127.0.0.1", "-U", &c.username, "-d", PG_DATABASE])
-                    .args(["-w", "-Atc", "SELECT 1"])
-                    .env("PGPASSWORD", &c.password),
-            )
-        }),
-        users: Box::new(|prefix| {
-            dbs_support::psql(
-                PG_DATABASE,
-                &format!("SELECT rolname FROM pg_roles WHERE rolname LIKE '{prefix}-%'"),
-            )
-            .lines()
-            .map(str::to_owned)
-            .collect()
-        }),
         admin_password: "unchecked".into(),
-        drop_account: Box::new(move || {
-            dbs_support::psql(PG_DATABASE, &format!("DROP ROLE IF EXISTS \"{account}\""));
-        }),
+        accounts: vec![account],
     })
 }
 
@@ -149,41 +157,12 @@ roles:
 "#
     );
     Some(Db {
+        kind: Kind::Mariadb,
         name: "MariaDB",
         backend,
-        login: Box::new(|c| {
-            succeeds(
-                Command::new("mariadb")
-                    .args(["-h", "127.0.0.1", "-P", "3306", "-u", &c.username])
-                    .arg(format!("-p{}", c.password))
-                    .args(["-N", "-B", "-e", "SELECT 1"]),
-            )
-        }),
-        users: Box::new(|prefix| {
-            dbs_support::mariadb(&format!(
-                "SELECT user FROM mysql.user WHERE user LIKE '{prefix}-%'"
-            ))
-            .lines()
-            .map(str::to_owned)
-            .collect()
-        }),
         admin_password: format!("admin-{tag}"),
-        drop_account: Box::new(move || {
-            dbs_support::mariadb(&format!(
-                "DROP USER IF EXISTS '{account}'@'%'; DROP USER IF EXISTS '{admin}'@'%'"
-            ));
-        }),
+        accounts: vec![account, admin],
     })
-}
-
-fn redis_cli(args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", "6379", "--no-auth-warning"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn redis(tag: &str) -> Option<Db> {
@@ -191,15 +170,18 @@ fn redis(tag: &str) -> Option<Db> {
         return None;
     }
     let account = format!("{tag}_st");
-    redis_cli(&[
-        "ACL",
-        "SETUSER",
-        &account,
-        "on",
-        ">initial",
-        "+ping",
-        "+acl|whoami",
-    ]);
+    redis_cli(
+        6379,
+        &[
+            "ACL",
+            "SETUSER",
+            &account,
+            "on",
+            ">initial",
+            "+ping",
+            "+acl|whoami",
+        ],
+    );
     let backend = format!(
         r#"sealops: v1
 name: db
@@ -224,31 +206,11 @@ roles:
 "#
     );
     Some(Db {
+        kind: Kind::Redis,
         name: "Redis",
         backend,
-        // The machine's default user is `nopass`: after a refused AUTH, redis-cli carries on
-        // as it, so the check is who the server says we are.
-        login: Box::new(|c| {
-            redis_cli(&[
-                "--user",
-                &c.username,
-                "--pass",
-                &c.password,
-                "ACL",
-                "WHOAMI",
-            ]) == c.username
-        }),
-        users: Box::new(|prefix| {
-            redis_cli(&["ACL", "USERS"])
-                .lines()
-                .filter(|u| u.starts_with(&format!("{prefix}-")))
-                .map(str::to_owned)
-                .collect()
-        }),
         admin_password: "unchecked".into(),
-        drop_account: Box::new(move || {
-            redis_cli(&["ACL", "DELUSER", &account]);
-        }),
+        accounts: vec![account],
     })
 }
 
@@ -265,19 +227,6 @@ fn fleet_for(db: &Db) -> Fleet {
     );
     fleet.commit("credentials for payments");
     fleet
-}
-
-/// Polls until `done`; fails with the controller's log on the hang guard.
-fn wait(controller: &Running, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting for {what}; controller log:\n{}",
-            controller.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The usernames of the leases the controller knows (through its API).
@@ -320,12 +269,14 @@ fn recovered(fleet: &Fleet, db: &Db, controller: &mut Running) -> Creds {
         };
         let status = kit::http_get(controller.port, "/status")
             .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok());
+        // Until the first reconcile published the static role (empty before), a rotation the
+        // kill interrupted may still be finishing.
         let pending = status.as_ref().is_none_or(|s| {
             s["credentials"]["rotations"]
                 .as_array()
-                .is_none_or(|r| r.iter().any(|r| !r["pending"].is_null()))
+                .is_none_or(|r| r.is_empty() || r.iter().any(|r| !r["pending"].is_null()))
         });
-        if pending || !(db.login)(&static_creds) || !(db.login)(&dynamic) {
+        if pending || !db.login(&static_creds) || !db.login(&dynamic) {
             return false;
         }
         found = Some(static_creds);
@@ -392,7 +343,7 @@ fn trials(db: Db, tag: &str) {
         controller = kit::spawn(&fleet, "leases:\n  revoke_grace: 1s\n");
         let now = recovered(&fleet, &db, &mut controller);
         assert!(
-            (db.login)(&now),
+            db.login(&now),
             "{} trial {trial}: the outputs' password logs in",
             db.name
         );
@@ -401,7 +352,7 @@ fn trials(db: Db, tag: &str) {
                 kills_mid_rotation += 1;
             }
             assert!(
-                !(db.login)(&last),
+                !db.login(&last),
                 "{} trial {trial}: the replaced password still logs in",
                 db.name
             );
@@ -409,7 +360,7 @@ fn trials(db: Db, tag: &str) {
         last = now;
         // Every dynamic user in the database is a lease the controller knows.
         let known = known_leases(&fleet);
-        for user in (db.users)(tag) {
+        for user in db.users(tag) {
             assert!(
                 known.contains(&user),
                 "{} trial {trial}: user {user} exists but no lease names it (orphaned); leases: {known:?}",
@@ -421,10 +372,10 @@ fn trials(db: Db, tag: &str) {
     fleet.write("targets/payments.yaml", common::controller::PAYMENTS_TARGET);
     fleet.commit("payments no longer reads database credentials");
     wait(&controller, "every dynamic user revoked", || {
-        (db.users)(tag).is_empty()
+        db.users(tag).is_empty()
     });
     assert_eq!(controller.terminate(), 0, "{}", controller.log());
-    (db.drop_account)();
+    db.drop_accounts();
     eprintln!(
         "{}: rotate takes {window} µs end to end; {TRIALS} trials, {kills_during_rotate} killed after asking for a rotation, {kills_mid_rotation} of them mid-rotation (unanswered, yet rotated); the outputs' password always logged in",
         db.name
