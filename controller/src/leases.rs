@@ -189,10 +189,22 @@ impl LeaseStore {
             problem: e.to_string(),
         })?;
         let store = Self { path, db };
-        // The tables exist from the start, so a read never finds one missing.
-        store.write(|_| Ok(()))?;
-        store.write_in(ROTATIONS, |_| Ok(()))?;
-        store.write_in(STATIC, |_| Ok(()))?;
+        // The tables exist from the start, so a read never finds one missing. Created in one
+        // transaction, and only when missing: opening a store writes nothing (a controller
+        // whose state disk is full must fail at its journal, not here).
+        let missing = {
+            let txn = store.db.begin_read().map_err(|e| store.fail(e))?;
+            [LEASES, ROTATIONS, STATIC]
+                .iter()
+                .any(|table| txn.open_table(*table).is_err())
+        };
+        if missing {
+            let txn = store.db.begin_write().map_err(|e| store.fail(e))?;
+            for table in [LEASES, ROTATIONS, STATIC] {
+                txn.open_table(table).map_err(|e| store.fail(e))?;
+            }
+            txn.commit().map_err(|e| store.fail(e))?;
+        }
         Ok(store)
     }
 

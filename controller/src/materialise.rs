@@ -61,8 +61,10 @@ pub struct Engine {
     /// Every action is journalled here before it happens.
     pub audit: Arc<Audit>,
     pub owners: std::sync::Mutex<Owners>,
-    /// Leases and static roles (absent without an identity to seal their passwords to).
+    /// Leases and static roles (absent without an identity to seal their passwords to, or a
+    /// lease store; `creds_problem` says why).
     pub creds: Option<Arc<Creds>>,
+    pub creds_problem: Option<String>,
 }
 
 /// Which target writes each destination of the applied state: the one-writer-per-file check
@@ -696,7 +698,10 @@ pub fn plan(
                 commit,
                 "backends/",
                 Reason::Database,
-                "database credentials need an identity to seal their passwords to; give identity_files".into(),
+                engine
+                    .creds_problem
+                    .clone()
+                    .unwrap_or_else(|| "database credentials are unavailable".into()),
             )]);
         };
         for (name, (file, backend)) in backends {

@@ -159,14 +159,27 @@ impl Controller {
         let grace = parse_duration(&config.leases.revoke_grace)
             .map_err(anyhow::Error::msg)
             .context("leases.revoke_grace")?;
-        let creds = Creds::new(
-            LeaseStore::open(&config.state_dir)?,
-            identities.clone(),
-            grace,
-            audit.clone(),
-            status.clone(),
-        )
-        .map(Arc::new);
+        // Like the journal, a lease store that cannot be opened (a read-only or full state
+        // disk) refuses what needs it, reported, rather than stopping the controller.
+        let (creds, creds_problem) = match LeaseStore::open(&config.state_dir) {
+            Ok(store) => match Creds::new(
+                store,
+                identities.clone(),
+                grace,
+                audit.clone(),
+                status.clone(),
+            ) {
+                Some(creds) => (Some(Arc::new(creds)), None),
+                None => (
+                    None,
+                    Some("database credentials need an identity to seal their passwords to; give identity_files".to_owned()),
+                ),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "the lease store cannot be opened; outputs of database credentials are refused until it can");
+                (None, Some(format!("database credentials are unavailable: {e}")))
+            }
+        };
         if let Some(creds) = &creds {
             creds.publish();
         }
@@ -197,6 +210,7 @@ impl Controller {
                 audit,
                 owners: Default::default(),
                 creds,
+                creds_problem,
             },
             trust,
             state_file,
