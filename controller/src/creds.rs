@@ -654,6 +654,14 @@ impl Creds {
         result
     }
 
+    /// Revokes the leases due now, if the backends are loaded (`run --once`).
+    pub async fn revoke_due_now(&self) {
+        if self.loaded.load(Ordering::SeqCst) {
+            self.revoke_due(unix_now()).await;
+            self.publish();
+        }
+    }
+
     /// Revokes the leases due now; a failure is retried with backoff.
     async fn revoke_due(&self, now: i64) {
         let due = match self.store.revocations_due(now) {

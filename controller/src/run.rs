@@ -663,6 +663,15 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         }
         let controller = tokio::task::spawn_blocking(move || {
             controller.reconcile(true);
+            controller
+        })
+        .await?;
+        // Leases due for revocation (expired, replaced past their grace, dropped) are revoked;
+        // nothing is renewed or rotated, since no reconcile would follow to write the outputs.
+        if let Some(creds) = controller.creds() {
+            creds.revoke_due_now().await;
+        }
+        let controller = tokio::task::spawn_blocking(move || {
             // Best effort: what cannot be pushed now stays journalled for the next run.
             let _ =
                 Controller::push_audit(controller.audit(), controller.source(), &controller.status);
