@@ -77,6 +77,8 @@ pub struct Creds {
     connected: Mutex<BTreeMap<String, Arc<Connected>>>,
     /// A plan has loaded the backends (until then nothing is revoked: its driver is unknown).
     loaded: AtomicBool,
+    /// The last reconcile applied (or found nothing to do): outputs can follow a rotation.
+    applying: AtomicBool,
     /// Targets and static roles (`<backend>/static-creds/<role>`) whose outputs must be
     /// rendered again.
     /// Each with the generation it was marked at: a mark made while a plan ran survives that
@@ -126,6 +128,7 @@ impl Creds {
             identities,
             connected: Mutex::default(),
             loaded: AtomicBool::new(false),
+            applying: AtomicBool::new(false),
             dirty: Mutex::default(),
             generation: std::sync::atomic::AtomicU64::new(0),
             wake: Arc::new(Notify::new()),
@@ -168,6 +171,11 @@ impl Creds {
         });
         connected.insert(fresh.backend.name.clone(), fresh.clone());
         fresh
+    }
+
+    /// Whether reconciles apply: scheduled rotations wait while they fail.
+    pub fn set_applying(&self, applying: bool) {
+        self.applying.store(applying, Ordering::SeqCst);
     }
 
     /// Every backend of the planned commit was connected.
@@ -322,7 +330,10 @@ impl Creds {
             seal_to(&self.own, &password),
         );
         // Known before it exists: a crash after the database created the user still leaves a
-        // lease to revoke it.
+        // lease to revoke it. `Issuing` until the database answered, so a crash before then
+        // never hands out credentials that may not exist (the lease is revoked instead).
+        let mut lease = lease;
+        lease.state = LeaseState::Issuing;
         self.store.put(&lease).map_err(|e| e.to_string())?;
         match connected
             .driver
@@ -330,6 +341,22 @@ impl Creds {
             .await
         {
             Ok(()) => {
+                let stored = self
+                    .store
+                    .update(&lease.id, |l| {
+                        let issuing = l.state == LeaseState::Issuing;
+                        if issuing {
+                            l.state = LeaseState::Active;
+                        }
+                        issuing
+                    })
+                    .map_err(|e| e.to_string())?;
+                if stored.is_none_or(|l| l.state != LeaseState::Active) {
+                    return Err(format!(
+                        "issuing {}: the lease was revoked while the database created the user",
+                        credentials.path()
+                    ));
+                }
                 self.count("issue", true);
                 self.record(Self::draft(
                     Event::LeaseIssued,
@@ -350,11 +377,13 @@ impl Creds {
                 );
                 draft.reason = Some(problem.clone());
                 self.record(draft);
-                // Whatever part of the user exists is dropped by the revoker.
-                let mut failed = lease;
-                failed.state = LeaseState::Revoking;
-                failed.revoke_after = now;
-                let _ = self.store.put(&failed);
+                // Whatever part of the user exists is dropped by the revoker (if this write
+                // fails, the lease stays `Issuing` and is revoked after ISSUING_TIMEOUT).
+                let _ = self.store.update(&lease.id, |l| {
+                    l.state = LeaseState::Revoking;
+                    l.revoke_after = now;
+                    true
+                });
                 Err(problem)
             }
         }
@@ -501,15 +530,14 @@ impl Creds {
     }
 
     /// After an apply: the leases the plan rendered are the targets' current ones. Leases of
-    /// those targets that were replaced are revoked after the grace period; leases no target
-    /// wants any more (a dropped target or output) at once. With `full`, every target of the
-    /// commit was planned, so a lease of any other target is dropped.
+    /// planned targets that were replaced are revoked after the grace period; leases no applied
+    /// target wants (a dropped target or output, or a target whose plan was refused and which
+    /// is gone since) at once.
     pub fn applied(
         &self,
         planned: &BTreeSet<String>,
-        dropped: &[String],
+        applied_targets: &BTreeSet<String>,
         used: &BTreeMap<String, BTreeSet<String>>,
-        full: bool,
     ) {
         let Ok(leases) = self.store.list("") else {
             return;
@@ -520,7 +548,7 @@ impl Creds {
                 continue;
             }
             let target_planned = planned.contains(&lease.target);
-            let gone = dropped.contains(&lease.target) || (full && !target_planned);
+            let gone = !applied_targets.contains(&lease.target);
             if !gone && !target_planned {
                 continue;
             }
@@ -534,14 +562,20 @@ impl Creds {
                     ids.iter()
                         .any(|id| id.starts_with(&format!("{role_path}/")))
                 });
-            let mut retired = lease;
-            retired.state = LeaseState::Revoking;
-            retired.revoke_after = if still_wanted {
+            let revoke_after = if still_wanted {
                 now + self.grace.as_secs() as i64
             } else {
                 now
             };
-            if let Err(e) = self.store.put(&retired) {
+            let retired = self.store.update(&lease.id, |l| {
+                let active = l.state == LeaseState::Active;
+                if active {
+                    l.state = LeaseState::Revoking;
+                    l.revoke_after = revoke_after;
+                }
+                active
+            });
+            if let Err(e) = retired {
                 tracing::warn!(error = %e, "cannot retire a lease");
             }
             self.task_wake.notify_one();
@@ -578,9 +612,14 @@ impl Creds {
                     next = next.min(now + 1);
                 }
                 Renewal::Reissue | Renewal::Expired => {
-                    let mut replaced = lease.clone();
-                    replaced.replace = true;
-                    if self.store.put(&replaced).is_ok() {
+                    let marked = self.store.update(&lease.id, |l| {
+                        let mark = l.state == LeaseState::Active && !l.replace;
+                        if mark {
+                            l.replace = true;
+                        }
+                        mark
+                    });
+                    if marked.is_ok_and(|l| l.is_some_and(|l| l.replace)) {
                         self.mark_dirty(lease.target.clone());
                     }
                 }
@@ -637,14 +676,17 @@ impl Creds {
             Ok(()) => {
                 errors.remove(&lease.id);
                 drop(errors);
-                // Re-read: the lease may have been retired meanwhile.
-                if let Ok(Some(mut stored)) = self.store.get(&lease.id)
-                    && stored.state == LeaseState::Active
-                {
-                    stored.expires_at = until;
-                    stored.last_error = None;
-                    self.store.put(&stored).map_err(|e| e.to_string())?;
-                }
+                // Only a lease still active: it may have been retired meanwhile.
+                self.store
+                    .update(&lease.id, |l| {
+                        let active = l.state == LeaseState::Active;
+                        if active {
+                            l.expires_at = until.max(l.expires_at).min(l.max_expires_at);
+                            l.last_error = None;
+                        }
+                        active
+                    })
+                    .map_err(|e| e.to_string())?;
             }
             Err(e) => {
                 tracing::warn!(lease = lease.id, error = %e, "renewal failed; retried until the lease expires, then replaced");
@@ -763,21 +805,26 @@ impl Creds {
                     continue;
                 };
                 let id = format!("{}/static-creds/{name}", connected.backend.name);
-                let due = pending.contains_key(&id)
-                    || next_rotation(role, statics.get(&id)).is_none_or(|when| when <= now);
-                if !due {
+                // Only roles in use: one a target rendered (its first rotation happened then),
+                // or one a crash interrupted. A role no output reads is never touched, so an
+                // account whose target is not merged yet (or selects another node) keeps its
+                // password. Scheduled rotations also wait while reconciles fail: the outputs
+                // could not follow.
+                let scheduled = self.applying.load(Ordering::SeqCst)
+                    && next_rotation(role, statics.get(&id)).is_some_and(|when| when <= now);
+                if !pending.contains_key(&id) && !scheduled {
                     continue;
                 }
                 let _one = self.rotating.lock().await;
                 let result = match self.pending_rotation(&id) {
                     Ok(Some(pending)) => self.finish_rotation(&connected, role, pending).await,
-                    // Still due now that no one else rotates (the plan may have, meanwhile)?
+                    // Still due now that no one else rotates (the plan or the API may have)?
                     Ok(None)
                         if next_rotation(
                             role,
                             self.store.get_static(&id).ok().flatten().as_ref(),
                         )
-                        .is_some_and(|when| when > now) =>
+                        .is_none_or(|when| when > now) =>
                     {
                         Ok(())
                     }
@@ -835,14 +882,19 @@ impl Creds {
         let now = unix_now();
         let mut retiring = Vec::with_capacity(selected.len());
         let mut targets = BTreeSet::new();
-        for mut lease in selected {
+        for lease in selected {
             if lease.state == LeaseState::Active {
                 targets.insert(lease.target.clone());
             }
-            lease.state = LeaseState::Revoking;
-            lease.revoke_after = now;
-            self.store.put(&lease).map_err(|e| e.to_string())?;
-            retiring.push(lease);
+            let stored = self
+                .store
+                .update(&lease.id, |l| {
+                    l.state = LeaseState::Revoking;
+                    l.revoke_after = now;
+                    true
+                })
+                .map_err(|e| e.to_string())?;
+            retiring.extend(stored);
         }
         // Only now that no lease of theirs is current: a reconcile woken earlier would render
         // the old credentials again.
@@ -922,6 +974,7 @@ impl Creds {
             .iter()
             .map(|l| {
                 let state = match (l.state, l.replace) {
+                    (LeaseState::Issuing, _) => "issuing",
                     (LeaseState::Active, false) => "active",
                     (LeaseState::Active, true) => "replacing",
                     (LeaseState::Revoking, _) => "revoking",

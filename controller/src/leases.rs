@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redb::{ReadableDatabase as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// The store's file in the state directory.
@@ -21,6 +21,11 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const ROTATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("rotations");
 const STATIC: TableDefinition<&str, &[u8]> = TableDefinition::new("static");
 
+/// How long an issue may take before a lease still `Issuing` counts as abandoned (a crash
+/// between recording it and the database's answer) and is revoked: well past the drivers'
+/// operation timeout.
+pub const ISSUING_TIMEOUT: i64 = 120;
+
 /// The longest wait between two attempts to revoke.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
@@ -28,6 +33,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LeaseState {
+    /// Recorded, and the database may be creating the user: never handed to an output. One
+    /// left over from a crash is revoked once [`ISSUING_TIMEOUT`] has passed.
+    Issuing,
     Active,
     /// Replaced or expired: to be revoked (after `revoke_after`).
     Revoking,
@@ -307,6 +315,41 @@ impl LeaseStore {
         })
     }
 
+    /// Changes the lease `id` in one transaction: `change` sees the stored lease and says
+    /// whether it changed it. Returns the lease as stored afterwards (`None`: gone). The lease
+    /// task and the reconcile both change leases; read-then-write would let one undo the other.
+    pub fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Lease) -> bool,
+    ) -> Result<Option<Lease>, LeaseError> {
+        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let updated = {
+            let mut table = txn.open_table(LEASES).map_err(|e| self.fail(e))?;
+            let stored = match table.get(id).map_err(|e| self.fail(e))? {
+                Some(bytes) => Some(
+                    serde_json::from_slice::<Lease>(bytes.value())
+                        .map_err(|e| self.fail(format!("lease {id}: {e}")))?,
+                ),
+                None => None,
+            };
+            match stored {
+                Some(mut lease) => {
+                    if change(&mut lease) {
+                        let bytes = serde_json::to_vec(&lease).expect("a lease serialises");
+                        table
+                            .insert(id, bytes.as_slice())
+                            .map_err(|e| self.fail(e))?;
+                    }
+                    Some(lease)
+                }
+                None => None,
+            }
+        };
+        txn.commit().map_err(|e| self.fail(e))?;
+        Ok(updated)
+    }
+
     /// Forgets a lease whose credentials the database confirmed revoked.
     pub fn remove(&self, id: &str) -> Result<(), LeaseError> {
         self.write(|table| table.remove(id).map(|_| ()).map_err(|e| self.fail(e)))
@@ -340,6 +383,7 @@ impl LeaseStore {
             .list("")?
             .into_iter()
             .filter(|l| match l.state {
+                LeaseState::Issuing => l.expires_at <= now || l.issued_at + ISSUING_TIMEOUT <= now,
                 LeaseState::Active => l.expires_at <= now,
                 LeaseState::Revoking => l.revoke_after <= now,
             })
@@ -423,6 +467,57 @@ mod tests {
         assert_eq!(late.renewal(1160, ttl, 0.0), Renewal::Extend(1200));
         assert_eq!(late.renewal(1180, ttl, 0.0), Renewal::Reissue);
         assert_eq!(late.renewal(1190, ttl, 0.0), Renewal::Expired);
+    }
+
+    #[test]
+    fn an_abandoned_issue_comes_due_and_updates_never_resurrect_a_revoking_lease() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LeaseStore::open(dir.path()).expect("opens");
+        let mut issuing = lease("v-new", 100, 3600, 7200);
+        issuing.state = LeaseState::Issuing;
+        store.put(&issuing).expect("put");
+        assert!(
+            store
+                .revocations_due(100 + ISSUING_TIMEOUT - 1)
+                .expect("due")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .revocations_due(100 + ISSUING_TIMEOUT)
+                .expect("due")
+                .len(),
+            1
+        );
+
+        let id = issuing.id.clone();
+        let retired = store
+            .update(&id, |l| {
+                l.state = LeaseState::Revoking;
+                true
+            })
+            .expect("update")
+            .expect("there");
+        assert_eq!(retired.state, LeaseState::Revoking);
+        // A stale decision (renew an active lease) finds it revoking and leaves it so.
+        let after = store
+            .update(&id, |l| {
+                let active = l.state == LeaseState::Active;
+                if active {
+                    l.expires_at += 60;
+                }
+                active
+            })
+            .expect("update")
+            .expect("there");
+        assert_eq!(after.state, LeaseState::Revoking);
+        assert_eq!(after.expires_at, issuing.expires_at);
+        assert_eq!(
+            store
+                .update("pg/creds/readonly/none", |_| true)
+                .expect("update"),
+            None
+        );
     }
 
     #[test]

@@ -839,6 +839,20 @@ pub fn plan(
             }
         }
     }
+    // A mark no selected target answers to (a dropped target's lease, a role no output reads)
+    // is done with: left, it would make every poll plan again.
+    for (key, generation) in &dirty {
+        let answered = selected.iter().any(|(name, (_, target))| {
+            name == key
+                || target
+                    .outputs
+                    .iter()
+                    .any(|o| o.credentials().is_some_and(|c| &c.path() == key))
+        });
+        if !answered {
+            credentials_rendered.insert(key.clone(), *generation);
+        }
+    }
     Ok(Plan {
         commit,
         commit_time,

@@ -461,6 +461,9 @@ impl Controller {
                     if database {
                         // Retried with backoff, not until the head changes.
                         self.refused_head = None;
+                        if let Some(creds) = &self.engine.creds {
+                            creds.set_applying(false);
+                        }
                         return (Outcome::Failed, 0);
                     }
                     return outcome;
@@ -544,8 +547,14 @@ impl Controller {
         self.applied = Some(state);
         if let Some(creds) = &self.engine.creds {
             let planned: BTreeSet<String> = plan.outputs.keys().cloned().collect();
-            creds.applied(&planned, &plan.dropped, &plan.leases, full);
+            let applied_targets: BTreeSet<String> = self
+                .applied
+                .iter()
+                .flat_map(|state| state.outputs.keys().cloned())
+                .collect();
+            creds.applied(&planned, &applied_targets, &plan.leases);
             creds.clean(&plan.credentials_rendered);
+            creds.set_applying(true);
             creds.publish();
         }
         self.refused_head = refusals

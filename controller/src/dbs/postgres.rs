@@ -160,6 +160,18 @@ impl Postgres {
             .map_err(TransactionError::Connection)
     }
 
+    /// Whether the role `name` exists (asked on a connection of its own).
+    async fn role_exists(&self, name: &str) -> Result<bool, DbError> {
+        let client = self
+            .open(&self.admin.username, &self.admin.password)
+            .await?;
+        let rows = client
+            .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        Ok(!rows.is_empty())
+    }
+
     fn connect_error(&self, e: tokio_postgres::Error) -> DbError {
         DbError::Connect {
             plugin: PLUGIN,
@@ -259,10 +271,15 @@ impl Database for Postgres {
         )
         .await;
         match result {
-            // undefined_object: the role is gone already (a revocation confirmed by the
-            // database, then a crash before the lease was forgotten; or statements such as
-            // `REVOKE … FROM "{{name}}"` that fail on a missing role). Revoked is revoked.
-            Err(DbError::Statement { code, .. }) if code == "42704" => Ok(()),
+            // undefined_object: if it is the role that is missing, it is revoked already (the
+            // database confirmed a revocation, then a crash came before the lease was
+            // forgotten; `REVOKE … FROM "{{name}}"` fails on a missing role). Any other missing
+            // object is a failure: the user may still be there.
+            Err(DbError::Statement { code, .. })
+                if code == "42704" && !self.role_exists(name).await? =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
