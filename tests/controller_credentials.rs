@@ -127,25 +127,30 @@ fn postgres_dynamic_credentials_are_issued_renewed_replaced_and_revoked() {
     };
     assert!(!postgres_login(&wrong), "the database checks passwords");
 
-    // Renewed at about two-thirds of the TTL, never past max_ttl, then replaced.
-    let status = wait_status(&mut controller, "the lease renewed", |s| {
-        status_leases(s).iter().any(|l| {
+    // Renewed at about two-thirds of the TTL (its expiry moves later), never past max_ttl,
+    // then replaced.
+    let first_lease = |s: &serde_json::Value| {
+        status_leases(s).into_iter().find(|l| {
             l["state"] == "active"
                 && l["id"]
                     .as_str()
                     .is_some_and(|id| id.ends_with(&first.username))
-                && l["expires_at"].as_i64() > Some(0)
         })
+    };
+    let issued = wait_status(&mut controller, "the lease in /status", |s| {
+        first_lease(s).is_some()
     });
-    let lease = status_leases(&status)
-        .into_iter()
-        .find(|l| {
-            l["id"]
-                .as_str()
-                .is_some_and(|id| id.ends_with(&first.username))
-        })
-        .expect("the lease is listed");
-    let max = lease["max_expires_at"].as_i64().expect("max");
+    let issued = first_lease(&issued).expect("listed");
+    let issued_expiry = issued["expires_at"].as_i64().expect("expires_at");
+    let max = issued["max_expires_at"].as_i64().expect("max_expires_at");
+    let renewed = wait_status(&mut controller, "the lease renewed", |s| {
+        first_lease(s).is_some_and(|l| l["expires_at"].as_i64() > Some(issued_expiry))
+    });
+    let renewed = first_lease(&renewed).expect("listed");
+    assert!(
+        renewed["expires_at"].as_i64() <= Some(max),
+        "renewed past max_ttl: {renewed}"
+    );
     let mut second = None;
     kit::wait_until("replacement credentials after max_ttl", || {
         let now = read_creds(&fleet, "payments/pg.json");
@@ -182,7 +187,6 @@ fn postgres_dynamic_credentials_are_issued_renewed_replaced_and_revoked() {
         .map(str::to_owned)
         .collect();
     assert!(renewed.is_empty(), "{renewed:?}");
-    let _ = max;
 
     // Stopped past the lease's expiry: the restart revokes it at once and issues anew.
     assert_eq!(controller.terminate(), 0, "{}", controller.log());

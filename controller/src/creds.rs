@@ -110,7 +110,7 @@ impl std::fmt::Debug for Creds {
 /// each of the three databases, the lease store's commits being the limit).
 const REVOKE_CONCURRENCY: usize = 16;
 
-/// Values of one credentials output, by key.
+/// Values by key: of one manifest, or of one credentials output.
 pub type Values = BTreeMap<String, SecretValue>;
 
 impl Creds {
@@ -358,6 +358,8 @@ impl Creds {
                     ));
                 }
                 self.count("issue", true);
+                // Its renewal is due before the lease task's next planned pass.
+                self.task_wake.notify_one();
                 self.record(Self::draft(
                     Event::LeaseIssued,
                     AuditOutcome::Ok,

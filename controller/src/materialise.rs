@@ -31,13 +31,10 @@ use sealops_core::target::{Credentials, Source, Target};
 use zeroize::Zeroizing;
 
 use crate::audit::Audit;
-use crate::creds::{Connected, Creds};
+use crate::creds::{Connected, Creds, Values};
 use crate::output::{self, OutputRoots, Ownership};
 use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
 use crate::status::{Reason, Refusal, TargetStatus};
-
-/// Every value of one manifest by key.
-type Values = BTreeMap<String, SecretValue>;
 
 /// A hook from the local allow-list.
 #[derive(Debug, Clone)]

@@ -205,18 +205,12 @@ impl Output {
         }
     }
 
-    /// The secret's path, for an output of a sealed secret.
-    pub fn secret_path(&self) -> Option<SecretPath> {
-        match self.source() {
-            Ok(Source::Secret(path)) => Some(path),
-            _ => None,
-        }
-    }
-
-    /// The credentials, for an output of a database role.
+    /// The credentials, for an output of a database role. Cheap for an output of a secret
+    /// (the reconcile asks this of every output of every target it looks at).
     pub fn credentials(&self) -> Option<Credentials> {
-        match self.source() {
-            Ok(Source::Credentials(creds)) => Some(creds),
+        match (&self.dynamic, &self.static_creds) {
+            (Some(path), None) => Credentials::parse(path, CredentialKind::Dynamic).ok(),
+            (None, Some(path)) => Credentials::parse(path, CredentialKind::Static).ok(),
             _ => None,
         }
     }
@@ -256,9 +250,6 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The keys such an output has.
-    pub const KEYS: [&'static str; 2] = ["password", "username"];
-
     /// Parses `<backend>/creds/<role>` or `<backend>/static-creds/<role>`.
     pub fn parse(text: &str, kind: CredentialKind) -> Result<Self, String> {
         let shape = format!("<backend>/{}/<role>", kind.segment());
@@ -321,7 +312,10 @@ mod tests {
             target.outputs[1].credentials().map(|c| c.path()),
             Some("pg/static-creds/billing".into())
         );
-        assert_eq!(target.outputs[0].secret_path(), None);
+        assert!(matches!(
+            target.outputs[0].source(),
+            Ok(Source::Credentials(_))
+        ));
         for (bad, expected) in [
             (
                 "dynamic: pg/static-creds/app",
