@@ -87,9 +87,20 @@ impl Pr {
 
     fn approve(&self, signer: &Signer, path: &str) {
         let content = std::fs::read(self.world.repo.join(path)).unwrap();
+        let config = std::fs::read_to_string(self.world.repo.join(".sealops/config.yaml")).unwrap();
+        let repository = sealops_core::config::Config::parse(&config, "config")
+            .unwrap()
+            .repository_id
+            .expect("sealops init writes a repository_id");
+        // Made now: `sealops check` judges approval age at its own clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let statement = ApprovalStatement::new(
+            &repository,
             signer.principal,
-            1_718_000_000,
+            now,
             [(path.to_owned(), ApprovedContent::of_bytes(&content))],
         )
         .unwrap();

@@ -18,6 +18,11 @@ use crate::manifest::{FormatVersion, ManifestError, Scope};
 pub struct Config {
     /// Format version; `v1`.
     pub sealops: FormatVersion,
+    /// This repository's identity: 32 lowercase hex digits (128 random bits) that
+    /// `sealops init` writes. Approval statements name it, so a statement signed for another
+    /// repository never counts here. Changing it is a governed `sys/config` change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
     /// Public keys every session key is wrapped to: cluster keys and offline break-glass keys.
     #[serde(default)]
     pub recipients: Vec<RecipientEntry>,
@@ -76,7 +81,8 @@ fn strict() -> String {
     "strict".to_owned()
 }
 
-/// Trust settings: how many approvals a governed change needs.
+/// Trust settings: how many approvals a governed change needs, how long an approval counts,
+/// and how far a commit's date may run ahead of the judge's clock.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Trust {
@@ -84,18 +90,73 @@ pub struct Trust {
     /// policies, identities, targets, backends, recipients or signers.
     #[serde(default = "two")]
     pub required_approvals: u32,
+    /// An approval counts only while it is younger than this when the commit it approves is
+    /// judged (first seen by the controller; now for `sealops check`), e.g. `14d`, `36h`.
+    #[serde(default = "fourteen_days")]
+    pub approval_max_age: String,
+    /// Commits (and approvals) dated further than this ahead of the judge's clock are refused,
+    /// e.g. `5m`.
+    #[serde(default = "five_minutes")]
+    pub max_clock_skew: String,
 }
 
 impl Default for Trust {
     fn default() -> Self {
         Self {
             required_approvals: two(),
+            approval_max_age: fourteen_days(),
+            max_clock_skew: five_minutes(),
         }
     }
 }
 
+impl Trust {
+    /// `approval_max_age` in seconds (validated on load).
+    pub fn approval_max_age_seconds(&self) -> i64 {
+        duration_seconds(&self.approval_max_age).expect("validated when the config was loaded")
+    }
+
+    /// `max_clock_skew` in seconds (validated on load).
+    pub fn max_clock_skew_seconds(&self) -> i64 {
+        duration_seconds(&self.max_clock_skew).expect("validated when the config was loaded")
+    }
+}
+
+fn duration_seconds(text: &str) -> Result<i64, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 14d, 36h or 5m: {e}"))?;
+    i64::try_from(duration.as_secs()).map_err(|_| format!("{text:?} is too long"))
+}
+
 fn two() -> u32 {
     2
+}
+
+fn fourteen_days() -> String {
+    "14d".to_owned()
+}
+
+fn five_minutes() -> String {
+    "5m".to_owned()
+}
+
+/// A `repository_id`: 32 lowercase hex digits.
+pub fn check_repository_id(id: &str) -> Result<(), String> {
+    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(format!(
+            "repository_id {id:?} must be 32 lowercase hex digits (run `sealops init` in the repository to add one)"
+        ))
+    }
+}
+
+/// A fresh random `repository_id`.
+pub fn new_repository_id() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// Audit trail settings.
@@ -131,6 +192,7 @@ impl Config {
     pub fn new(recipients: Vec<RecipientEntry>) -> Self {
         Self {
             sealops: FormatVersion::V1,
+            repository_id: Some(new_repository_id()),
             recipients,
             defaults: Defaults::default(),
             trust: Trust::default(),
@@ -168,6 +230,13 @@ impl Config {
                 "trust",
                 "trust.required_approvals must be at least 1".to_owned(),
             ));
+        }
+        duration_seconds(&self.trust.approval_max_age)
+            .map_err(|e| ("trust", format!("trust.approval_max_age: {e}")))?;
+        duration_seconds(&self.trust.max_clock_skew)
+            .map_err(|e| ("trust", format!("trust.max_clock_skew: {e}")))?;
+        if let Some(id) = &self.repository_id {
+            check_repository_id(id).map_err(|e| ("repository_id", e))?;
         }
         Ok(())
     }

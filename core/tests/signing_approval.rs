@@ -14,6 +14,8 @@ use sealops_core::signing::{AllowedSigners, KeyRejection};
 use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen};
 use tempfile::TempDir;
 
+const REPOSITORY_ID: &str = "0123456789abcdef0123456789abcdef";
+
 const POLICY: &str = "policies/payments.hcl";
 
 struct Keys {
@@ -44,6 +46,7 @@ fn approve(
     changes: &[(&str, ApprovedContent)],
 ) -> (String, String) {
     let statement = ApprovalStatement::new(
+        REPOSITORY_ID,
         principal,
         created,
         changes.iter().map(|(p, c)| ((*p).to_owned(), *c)),
@@ -129,6 +132,7 @@ fn approval_verifies_in_process_and_with_ssh_keygen() {
 fn statement_signed_by_ssh_keygen_verifies_in_process() {
     let k = keys();
     let statement = ApprovalStatement::new(
+        REPOSITORY_ID,
         "bob@example.com",
         T_2024,
         [(POLICY.to_owned(), ApprovedContent::Deleted)],

@@ -4,6 +4,8 @@
 use proptest::prelude::*;
 use sealops_core::signing::approval::{ApprovalStatement, ApprovedContent};
 
+const REPOSITORY_ID: &str = "0123456789abcdef0123456789abcdef";
+
 fn content() -> impl Strategy<Value = ApprovedContent> {
     prop_oneof![
         Just(ApprovedContent::Deleted),
@@ -19,7 +21,7 @@ proptest! {
         changes in prop::collection::btree_map("[a-z]{1,6}(/[a-z. _-]{1,6}){0,3}", content(), 1..6),
     ) {
         prop_assume!(changes.keys().all(|p| p.split('/').all(|s| s != "." && s != "..")));
-        let statement = ApprovalStatement::new(&principal, created, changes).unwrap();
+        let statement = ApprovalStatement::new(REPOSITORY_ID, &principal, created, changes).unwrap();
         let text = statement.to_text();
         prop_assert_eq!(ApprovalStatement::parse(&text, "prop").unwrap(), statement);
     }

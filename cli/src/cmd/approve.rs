@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use git2::{Oid, Sort};
-use sealops_core::authz::{self, Bootstrap, Governed};
-use sealops_core::repo::SIGNERS_FILE;
+use sealops_core::authz::{self, Bootstrap, Clock, Governed};
+use sealops_core::config::Config;
+use sealops_core::repo::{CONFIG_FILE, SIGNERS_FILE};
 use sealops_core::signing::approval::{ApprovalStatement, ApprovedContent};
 use sealops_core::signing::sshsig::SigningKey;
 use sealops_core::signing::{APPROVAL_NAMESPACE, AllowedSigners};
@@ -192,12 +193,35 @@ pub fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<Outcome
         eprintln!("nothing to approve: the range makes no administrative change");
         return Ok(Outcome::Success);
     }
+    // The statements name this repository, as its configuration says (at HEAD of the range, or
+    // in the work tree), so they never count in another repository.
+    let repository_id = match &args.range {
+        Some(range) => {
+            let git = open_git(repo.root())?;
+            let head = range.split_once("..").map_or(range.as_str(), |(_, h)| h);
+            let tree = commit_of(&git, head)?.tree()?;
+            let text = match tree.get_path(std::path::Path::new(CONFIG_FILE)) {
+                Ok(entry) => {
+                    String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned()
+                }
+                Err(_) => bail!("{CONFIG_FILE} is missing at {head}"),
+            };
+            Config::parse(&text, &format!("{CONFIG_FILE} at {head}"))?.repository_id
+        }
+        None => repo.config.repository_id.clone(),
+    }
+    .with_context(|| {
+        format!(
+            "{CONFIG_FILE} has no repository_id, which approvals must name; run `sealops init` to add one and commit it (a sys/config change)"
+        )
+    })?;
     let rounds = versions.values().map(Vec::len).max().unwrap_or(0);
     for round in 0..rounds {
         let changes = versions
             .iter()
             .filter_map(|(path, list)| list.get(round).map(|c| (path.clone(), *c)));
-        let signed = ApprovalStatement::new(&principal, now, changes)?.sign(&key)?;
+        let signed =
+            ApprovalStatement::new(&repository_id, &principal, now, changes)?.sign(&key)?;
         let target = repo.root().join(signed.repo_path());
         std::fs::create_dir_all(target.parent().expect("approvals folder"))?;
         sealops_core::fsutil::write_atomic(&target, signed.contents.as_bytes(), 0o644)
@@ -217,7 +241,9 @@ pub fn approvals(global: &GlobalArgs, args: ApprovalsArgs) -> anyhow::Result<Out
     let bootstrap = Bootstrap {
         signers: trusted_signers(&git, &base, &args.base, args.trusted_signers.as_ref())?,
         pinned_principals: None,
+        clock: Clock::system(),
     };
+    let now = Clock::system().seen(head.id());
     let report = authz::authorise_range(&git, base.id(), head.id(), &bootstrap)?;
     let mut missing = 0;
     let mut out = String::new();
@@ -252,6 +278,21 @@ pub fn approvals(global: &GlobalArgs, args: ApprovalsArgs) -> anyhow::Result<Out
                 count.required,
                 count.approvers.join(", ")
             ));
+            for (principal, &created) in &count.approved_at {
+                let left = created + count.max_age_seconds - now;
+                out.push_str(&format!(
+                    "    {principal}: statement made {} ago, {}\n",
+                    age(now - created),
+                    if left > 0 {
+                        format!("stops counting in {}", age(left))
+                    } else {
+                        "too old for commits seen from now on".to_owned()
+                    }
+                ));
+            }
+            for why in &count.not_counted {
+                out.push_str(&format!("    not counted: {why}\n"));
+            }
         }
     }
     if out.is_empty() {
@@ -263,6 +304,18 @@ pub fn approvals(global: &GlobalArgs, args: ApprovalsArgs) -> anyhow::Result<Out
     } else {
         Outcome::Problems
     })
+}
+
+/// A span of seconds as people say it: `3d 4h`, `5h 10m`, `42s`.
+fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 fn short_oid(oid: Oid) -> String {

@@ -73,6 +73,8 @@ pub fn run(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Outcome> {
     let bootstrap = Bootstrap {
         signers,
         pinned_principals: (!args.pin.is_empty()).then(|| args.pin.iter().cloned().collect()),
+        // Key validity, approval age and future dates are judged at this machine's clock.
+        clock: authz::Clock::system(),
     };
     let (base_tree, head_tree) = (base.tree()?, head.tree()?);
     let findings = Findings {

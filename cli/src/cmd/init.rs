@@ -25,6 +25,12 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
 
     let dot = root.join(".sealops");
     if dot.exists() {
+        if let Some(added) = add_repository_id(&root)? {
+            eprintln!(
+                "Added repository_id: {added} to {CONFIG_FILE}. Approval statements name it, so one signed for another repository never counts here. Commit it: it is a sys/config change, so it needs approvals (`sealops approve {CONFIG_FILE}`)."
+            );
+            return Ok(Outcome::Success);
+        }
         bail!(
             "{} already exists: this repository is set up (edit {CONFIG_FILE}, or use `sealops recipients add`)",
             dot.display()
@@ -66,6 +72,42 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Gives an existing configuration without a `repository_id` a new one (written after the
+/// `sealops:` line, the rest of the file untouched); `None` when it already has one.
+fn add_repository_id(root: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let path = root.join(CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let config = Config::parse(&text, CONFIG_FILE)?;
+    if config.repository_id.is_some() {
+        return Ok(None);
+    }
+    let id = sealops_core::config::new_repository_id();
+    let mut updated = String::with_capacity(text.len() + 50);
+    let mut inserted = false;
+    for line in text.split_inclusive('\n') {
+        updated.push_str(line);
+        if !inserted && line.trim_end().starts_with("sealops:") {
+            if !line.ends_with('\n') {
+                updated.push('\n');
+            }
+            updated.push_str(&format!("repository_id: {id}\n"));
+            inserted = true;
+        }
+    }
+    if !inserted {
+        updated = format!("repository_id: {id}\n{text}");
+    }
+    // Refuse rather than write a file that would not load.
+    Config::parse(&updated, CONFIG_FILE)?;
+    sealops_core::fsutil::write_atomic(&path, updated.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(id))
 }
 
 fn parse_recipient(text: &str, index: usize) -> anyhow::Result<RecipientEntry> {

@@ -25,6 +25,7 @@ pub struct Authority {
     /// human ones are the principals that sign and approve.
     all: BTreeMap<String, Acl>,
     trust: Trust,
+    repository_id: Option<String>,
 }
 
 impl Authority {
@@ -83,18 +84,31 @@ impl Authority {
                 });
             }
         }
-        let trust = match blob_text(repo, tree, CONFIG_FILE)? {
+        let (trust, repository_id) = match blob_text(repo, tree, CONFIG_FILE)? {
             Some(text) => {
-                Config::parse(&text, CONFIG_FILE)
-                    .map_err(|e| AuthorityError {
-                        file: CONFIG_FILE.to_owned(),
-                        problem: e.to_string(),
-                    })?
-                    .trust
+                let config = Config::parse(&text, CONFIG_FILE).map_err(|e| AuthorityError {
+                    file: CONFIG_FILE.to_owned(),
+                    problem: e.to_string(),
+                })?;
+                (config.trust, config.repository_id)
             }
-            None => Trust::default(),
+            None => (Trust::default(), None),
         };
-        Ok(Self { all, trust })
+        Ok(Self {
+            all,
+            trust,
+            repository_id,
+        })
+    }
+
+    /// The trust settings of `.sealops/config.yaml` (defaults when absent).
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The repository's `repository_id`, which approval statements must name.
+    pub fn repository_id(&self) -> Option<&str> {
+        self.repository_id.as_deref()
     }
 
     /// Approvals a governed change needs (`trust.required_approvals`, at least 1).

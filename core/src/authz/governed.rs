@@ -90,7 +90,10 @@ pub fn config_sys_paths(old: Option<&str>, new: Option<&str>) -> Vec<String> {
             if old.trust != new.trust {
                 paths.push("sys/trust".to_owned());
             }
-            if old.defaults != new.defaults || old.audit != new.audit || old.sealops != new.sealops
+            if old.defaults != new.defaults
+                || old.audit != new.audit
+                || old.sealops != new.sealops
+                || old.repository_id != new.repository_id
             {
                 paths.push("sys/config".to_owned());
             }

@@ -36,7 +36,7 @@ mod review;
 pub use authority::{Authority, AuthorityError};
 pub use governed::{Governed, governed_changes, governed_path};
 pub use range::{
-    ApprovalCount, AuthzError, Bootstrap, ChangeKind, CommitReport, PathChange, RangeReport,
+    ApprovalCount, AuthzError, Bootstrap, ChangeKind, Clock, CommitReport, PathChange, RangeReport,
     Violation, ViolationKind, authorise_range, authorise_range_in,
 };
 pub use review::{

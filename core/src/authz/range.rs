@@ -14,9 +14,11 @@ use crate::gittree::Trees;
 use crate::manifest::Manifest;
 use crate::policy::{Operation, Request};
 use crate::repo::{CONFIG_FILE, SIGNERS_FILE};
+use crate::signing::APPROVAL_NAMESPACE;
 use crate::signing::AllowedSigners;
-use crate::signing::approval::{ApprovalSet, ApprovedContent};
-use crate::signing::commit::{CommitRejection, CommitVerdict, verify_commit};
+use crate::signing::allowed_signers::Timestamp;
+use crate::signing::approval::{ApprovalSet, ApprovedContent, statement_ids};
+use crate::signing::commit::{CommitRejection, CommitVerdict, SeenAt, verify_commit_seen};
 use crate::signing::sshsig::SignedBy;
 
 /// Trust for the range's base, from outside the repository (the controller's local
@@ -28,6 +30,52 @@ pub struct Bootstrap {
     pub signers: AllowedSigners,
     /// When set, only these principals count: as commit signers and as approvers.
     pub pinned_principals: Option<BTreeSet<String>>,
+    /// The judge's clock: key validity, approval age and future dates are judged at the time
+    /// each commit was first seen.
+    pub clock: Clock,
+}
+
+/// When the judge first saw each commit. The controller records the time it first fetched a
+/// commit and passes it here, so a verdict does not change when it judges the commit again
+/// later; `sealops check` judges everything at its own clock's now.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    now: i64,
+    first_seen: HashMap<Oid, i64>,
+}
+
+impl Clock {
+    /// The system clock's now for every commit.
+    pub fn system() -> Self {
+        Self::at(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// `now` (Unix seconds) for every commit.
+    pub fn at(now: i64) -> Self {
+        Self {
+            now,
+            first_seen: HashMap::new(),
+        }
+    }
+
+    /// Commits first seen earlier than now, with when (Unix seconds).
+    pub fn with_first_seen(mut self, seen: impl IntoIterator<Item = (Oid, i64)>) -> Self {
+        self.first_seen.extend(seen);
+        self
+    }
+
+    /// When `commit` was first seen: its recorded time, else now.
+    pub fn seen(&self, commit: Oid) -> i64 {
+        self.first_seen
+            .get(&commit)
+            .copied()
+            .unwrap_or(self.now)
+            .min(self.now)
+    }
 }
 
 /// Errors that stop the judgement (not verdicts on a commit).
@@ -79,6 +127,9 @@ pub struct PathChange {
     pub content: ApprovedContent,
     /// For secrets: the key names added, changed or removed (values never).
     pub keys: Vec<String>,
+    /// The parent the change is measured against: the first parent, or, for a merge that keeps
+    /// a parent's stale copy, the parent whose newer content it discards (`None` for a root).
+    pub against: Option<Oid>,
 }
 
 /// What is missing for a commit to be authorised.
@@ -217,6 +268,15 @@ pub struct ApprovalCount {
     pub required: u32,
     /// Counted principals: the commit's signer (when it holds sudo) first, then approvers.
     pub approvers: Vec<String>,
+    /// When each counted approval statement was made (Unix seconds), by principal; the
+    /// commit's own signer has none.
+    pub approved_at: BTreeMap<String, i64>,
+    /// `trust.approval_max_age` in force, in seconds: an approval stops counting this long
+    /// after it was made.
+    pub max_age_seconds: i64,
+    /// Approvals of exactly this content by eligible principals that do not count, with why
+    /// (expired, spent, another repository, a key no longer valid).
+    pub not_counted: Vec<String>,
     /// Everyone holding sudo on `sys_path`: who may still approve.
     pub sudoers: Vec<String>,
 }
@@ -265,10 +325,11 @@ struct Judge<'r, 't> {
     /// The trusted state every commit outside the range stands for: the bootstrap signers and
     /// the base's authority. An older ancestor's (possibly revoked) authority never counts.
     base_state: Option<State>,
-    /// The base's tree: content equal to it is trusted.
-    base_tree: Option<Oid>,
-    /// Commits of the range judged so far.
-    judged: std::collections::HashSet<Oid>,
+    /// The statements of every approval file in the base: spent, whatever their file names.
+    spent: Option<std::collections::HashSet<String>>,
+    /// Merge bases of pairs of commits (merges need them to tell a side's change from a stale
+    /// copy), as tree ids.
+    merge_bases: HashMap<(Oid, Oid), Rc<Vec<Oid>>>,
 }
 
 fn git_error(what: impl Into<String>) -> impl FnOnce(git2::Error) -> AuthzError {
@@ -314,8 +375,8 @@ pub fn authorise_range_in(
         authorities: HashMap::new(),
         states: HashMap::new(),
         base_state: None,
-        base_tree: None,
-        judged: std::collections::HashSet::new(),
+        spent: None,
+        merge_bases: HashMap::new(),
     };
     let base_commit = repo
         .find_commit(base)
@@ -332,7 +393,12 @@ pub fn authorise_range_in(
         signers: judge.bootstrap_signers.clone(),
         authority: base_authority,
     });
-    judge.base_tree = Some(base_tree.id());
+    judge.spent = Some(
+        statement_ids(repo, &base_tree).map_err(|e| AuthzError::Git {
+            what: "the base's approvals".to_owned(),
+            source: git2::Error::from_str(&e.to_string()),
+        })?,
+    );
 
     let walk_error = git_error(format!("commits {base}..{head}"));
     let mut walk = repo.revwalk().map_err(git_error("commits"))?;
@@ -394,7 +460,6 @@ impl<'r> Judge<'r, '_> {
         }
         // A commit without parents (an orphan history) is judged under the base's state, never
         // under the authority its own tree claims.
-        self.judged.insert(oid);
         let state = match parent_states.first() {
             Some(state) => state.clone(),
             None => self
@@ -407,13 +472,14 @@ impl<'r> Judge<'r, '_> {
             .map(|p| p.tree().map_err(git_error(format!("tree of {}", p.id()))))
             .collect::<Result<_, _>>()?;
 
+        let (changes, signers_source) = self.introduced(&parents, &parent_trees, &tree)?;
         let mut report = CommitReport {
             commit: oid,
             summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
                 .into_owned(),
             parents: parents.iter().map(Commit::id).collect(),
             signer: None,
-            changes: self.introduced(&parents, &parent_trees, &tree)?,
+            changes,
             violations: Vec::new(),
             approvals: Vec::new(),
         };
@@ -423,7 +489,11 @@ impl<'r> Judge<'r, '_> {
             kind,
         };
 
-        let verdict = verify_commit(repo, oid, &state.signers).map_err(|e| {
+        let seen = SeenAt {
+            time: self.bootstrap.clock.seen(oid),
+            max_skew_seconds: state.authority.trust().max_clock_skew_seconds(),
+        };
+        let verdict = verify_commit_seen(repo, oid, &state.signers, seen).map_err(|e| {
             git_error(format!("signature of {oid}"))(git2::Error::from_str(&e.to_string()))
         })?;
         let signer = match verdict {
@@ -471,16 +541,19 @@ impl<'r> Judge<'r, '_> {
                 }
                 Governed::Admin { sys_path } => {
                     let sys_paths = if change.path == CONFIG_FILE {
-                        let old = parent_trees
-                            .first()
-                            .and_then(|t| blob_text(repo, t, CONFIG_FILE).ok().flatten());
+                        let against = parents
+                            .iter()
+                            .position(|p| Some(p.id()) == change.against)
+                            .and_then(|i| parent_trees.get(i));
+                        let old =
+                            against.and_then(|t| blob_text(repo, t, CONFIG_FILE).ok().flatten());
                         let new = blob_text(repo, &tree, CONFIG_FILE).ok().flatten();
                         config_sys_paths(old.as_deref(), new.as_deref())
                     } else {
                         vec![sys_path.clone()]
                     };
                     if approvals.is_none() {
-                        approvals = Some(self.approvals(&tree, &state.signers)?);
+                        approvals = Some(self.approvals(&tree, &state, seen.time)?);
                     }
                     let set = approvals.as_ref().expect("loaded above");
                     for sys_path in sys_paths {
@@ -517,7 +590,7 @@ impl<'r> Judge<'r, '_> {
         }
 
         let after = if report.violations.is_empty() {
-            self.next_state(&state, &parents, &parent_states, &tree, &mut report)
+            self.next_state(&state, signers_source, &parent_states, &tree, &mut report)
         } else {
             state
         };
@@ -533,14 +606,17 @@ impl<'r> Judge<'r, '_> {
     }
 
     /// Approval files of the commit's tree and of the head's tree (approvals usually land
-    /// after the change they approve), verified under the signers in force.
+    /// after the change they approve), verified under the signers in force. Only statements
+    /// that can count for a commit first seen at `seen` are kept in `verified`; the others are
+    /// reported in `rejected` with why.
     fn approvals(
-        &self,
+        &mut self,
         tree: &Tree<'_>,
-        signers: &AllowedSigners,
+        state: &State,
+        seen: i64,
     ) -> Result<ApprovalSet, AuthzError> {
         let load = |t: &Tree<'_>| {
-            ApprovalSet::load(self.repo, t, signers).map_err(|e| AuthzError::Git {
+            ApprovalSet::load(self.repo, t, &state.signers).map_err(|e| AuthzError::Git {
                 what: "approvals".to_owned(),
                 source: git2::Error::from_str(&e.to_string()),
             })
@@ -554,12 +630,75 @@ impl<'r> Judge<'r, '_> {
                 }
             }
         }
-        // An approval already in the base approved an earlier change: it must not approve this
-        // range's changes (a revert to old, once-approved content needs new approvals).
-        if let Some(base_tree) = self.base_tree.and_then(|id| self.repo.find_tree(id).ok()) {
-            set.verified
-                .retain(|(file, _)| base_tree.get_path(Path::new(file)).is_err());
+        // Statements name the repository in force: the parent's `repository_id`, or, for the
+        // commit that first sets one, the id it sets (how existing repositories migrate).
+        let repository = match state.authority.repository_id() {
+            Some(id) => Some(id.to_owned()),
+            None => self
+                .authority_of(tree)
+                .ok()
+                .and_then(|a| a.repository_id().map(str::to_owned)),
+        };
+        let trust = state.authority.trust();
+        let (max_age, skew) = (
+            trust.approval_max_age_seconds(),
+            trust.max_clock_skew_seconds(),
+        );
+        let spent = self
+            .spent
+            .as_ref()
+            .expect("set before any commit is judged");
+        let mut kept = Vec::with_capacity(set.verified.len());
+        for (file, approval) in std::mem::take(&mut set.verified) {
+            let statement = &approval.statement;
+            let created = statement.created();
+            let problem = if spent.contains(&approval.id) {
+                // Already in the base (under any name): it approved an earlier change, so a
+                // revert to old, once-approved content needs new approvals.
+                Some("its statement is already in the base, where it approved an earlier change; approvals are used once: approve again".to_owned())
+            } else if repository.as_deref() != Some(statement.repository()) {
+                Some(match &repository {
+                    Some(id) => format!(
+                        "it was made for repository {}, this repository is {id}; approvals do not carry over between repositories",
+                        statement.repository()
+                    ),
+                    None => format!(
+                        "this repository has no repository_id in {CONFIG_FILE}, so no approval counts; run `sealops init` to add one (a sys/config change)"
+                    ),
+                })
+            } else if created > seen.saturating_add(skew) {
+                Some(format!(
+                    "it is dated {}, after the commit was first seen ({}); fix the approver's clock and approve again",
+                    Timestamp(created),
+                    Timestamp(seen)
+                ))
+            } else if seen.saturating_sub(created) > max_age {
+                Some(format!(
+                    "it was made {} and is older than trust.approval_max_age ({}) when the commit was first seen ({}): approve again",
+                    Timestamp(created),
+                    trust.approval_max_age,
+                    Timestamp(seen)
+                ))
+            } else if seen > created
+                && let Err(rejection) = state.signers.check_principal(
+                    statement.principal(),
+                    &approval.key,
+                    APPROVAL_NAMESPACE,
+                    seen,
+                )
+            {
+                Some(format!(
+                    "its key was no longer valid when the commit was first seen: {rejection}"
+                ))
+            } else {
+                None
+            };
+            match problem {
+                None => kept.push((file, approval)),
+                Some(problem) => set.not_counted.push((file, approval, problem)),
+            }
         }
+        set.verified = kept;
         Ok(set)
     }
 
@@ -627,30 +766,54 @@ impl<'r> Judge<'r, '_> {
         let eligible = |a: &crate::signing::approval::Approver| {
             self.pinned(&a.principal) && authority.has_sudo(&a.principal, sys_path)
         };
+        let mut approved_at = BTreeMap::new();
         for approver in set.approvers_of_where(&change.path, &change.content, eligible) {
             let counts =
                 !approvers.contains(&approver.principal) && !keys.contains(&approver.fingerprint);
             if counts {
                 keys.insert(approver.fingerprint.clone());
+                if let Some((_, approval)) = set.verified.iter().find(|(f, _)| *f == approver.file)
+                {
+                    approved_at.insert(approver.principal.clone(), approval.statement.created());
+                }
                 approvers.push(approver.principal);
             }
         }
+        let not_counted = set
+            .not_counted
+            .iter()
+            .filter(|(_, approval, _)| {
+                approval.statement.changes().get(&change.path) == Some(&change.content)
+                    && eligible(&crate::signing::approval::Approver {
+                        principal: approval.statement.principal().to_owned(),
+                        fingerprint: approval.fingerprint.clone(),
+                        file: String::new(),
+                    })
+            })
+            .map(|(file, approval, problem)| {
+                format!("{} ({file}): {problem}", approval.statement.principal())
+            })
+            .collect();
         ApprovalCount {
             path: change.path.clone(),
             content: change.content,
             sys_path: sys_path.to_owned(),
             required: authority.required_approvals(),
             approvers,
+            approved_at,
+            max_age_seconds: authority.trust().approval_max_age_seconds(),
+            not_counted,
             sudoers: authority.sudoers(sys_path),
         }
     }
 
     /// The trust after an authorised commit: its own policies and settings, and its signers
-    /// file when it introduced a change to it (else the signers of the parent it matches).
+    /// file when it introduced a change to it (else the signers of the parent it came from,
+    /// `signers_source`).
     fn next_state(
         &mut self,
         state: &State,
-        parents: &[Commit<'_>],
+        signers_source: Option<usize>,
         parent_states: &[State],
         tree: &Tree<'_>,
         report: &mut CommitReport,
@@ -669,16 +832,9 @@ impl<'r> Judge<'r, '_> {
                 return state.clone();
             }
         };
-        let blob = entry_id(tree, SIGNERS_FILE);
-        let inherited = parents.iter().zip(parent_states).find(|(parent, _)| {
-            parent
-                .tree()
-                .ok()
-                .is_some_and(|t| entry_id(&t, SIGNERS_FILE) == blob)
-        });
-        let signers = match (inherited, parents.is_empty()) {
-            (Some((_, parent_state)), _) => parent_state.signers.clone(),
-            (None, true) => state.signers.clone(),
+        let signers = match (signers_source, parent_states.is_empty()) {
+            (_, true) => state.signers.clone(),
+            (Some(parent), false) => parent_states[parent].signers.clone(),
             (None, false) => match blob_text(self.repo, tree, SIGNERS_FILE) {
                 Ok(Some(text)) => match AllowedSigners::parse(&text, SIGNERS_FILE) {
                     Ok(signers) => Rc::new(signers),
@@ -709,59 +865,169 @@ impl<'r> Judge<'r, '_> {
         State { signers, authority }
     }
 
-    /// The paths `tree` introduces relative to its first parent. For a merge, a path is not
-    /// introduced when its content equals a parent judged in this range (it was judged when that
-    /// side introduced it) or the base (trusted); content taken from an older ancestor of the
-    /// base is judged like any change, so a merge cannot bring back revoked content.
+    /// The trees of the merge bases of two commits (several after criss-cross merges; none
+    /// for unrelated histories).
+    fn merge_base_trees(&mut self, a: Oid, b: Oid) -> Result<Rc<Vec<Oid>>, AuthzError> {
+        let key = if a < b { (a, b) } else { (b, a) };
+        if let Some(found) = self.merge_bases.get(&key) {
+            return Ok(found.clone());
+        }
+        let bases = match self.repo.merge_bases(a, b) {
+            Ok(bases) => bases.iter().copied().collect::<Vec<_>>(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Vec::new(),
+            Err(e) => return Err(git_error(format!("the merge bases of {a} and {b}"))(e)),
+        };
+        let trees = bases
+            .into_iter()
+            .map(|base| {
+                self.repo
+                    .find_commit(base)
+                    .map(|c| c.tree_id())
+                    .map_err(git_error(format!("commit {base}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let trees = Rc::new(trees);
+        self.merge_bases.insert(key, trees.clone());
+        Ok(trees)
+    }
+
+    /// The paths a commit introduces, and which parent's signers carry over (`None` when the
+    /// commit changes `.sealops/allowed_signers` itself).
+    ///
+    /// A commit with one parent introduces its diff. A merge follows a three-way merge's own
+    /// logic, path by path: its content is taken cleanly from parent `i` when `i` has it and
+    /// every other parent either has it too or did not change the path since its merge bases
+    /// with `i` while `i` did. Such content was judged where `i`'s side made it. Anything else
+    /// is the merger's own change and is judged as one: a conflict resolution, an "evil
+    /// merge", or a stale copy (a side's unchanged old state, or a first parent older than
+    /// another parent) that would revert what the other side changed.
     fn introduced(
-        &self,
+        &mut self,
         parents: &[Commit<'_>],
         parent_trees: &[Tree<'_>],
         tree: &Tree<'_>,
-    ) -> Result<Vec<PathChange>, AuthzError> {
+    ) -> Result<(Vec<PathChange>, Option<usize>), AuthzError> {
         let first = parent_trees.first();
-        let base_tree = self.base_tree.and_then(|id| self.repo.find_tree(id).ok());
-        let trusted_sources: Vec<&Tree<'_>> = parents
-            .iter()
-            .zip(parent_trees)
-            .filter(|(p, _)| self.judged.contains(&p.id()))
-            .map(|(_, t)| t)
-            .chain(base_tree.as_ref())
-            .collect();
-        let found = self
-            .trees
-            .changes(first, tree)
-            .map_err(git_error("a diff"))?;
         let mut changes = Vec::new();
-        for change in found.iter() {
-            let (kind, content) = match change.new {
-                None => (ChangeKind::Deleted, ApprovedContent::Deleted),
-                Some(id) if change.old.is_none() => (ChangeKind::Added, ApprovedContent::Blob(id)),
-                Some(id) => (ChangeKind::Modified, ApprovedContent::Blob(id)),
-            };
-            let path = change.path.clone();
-            let new_id = self.trees.id(tree, &path);
-            if parents.len() > 1
-                && trusted_sources
-                    .iter()
-                    .any(|t| self.trees.id(t, &path) == new_id)
-            {
+        if parents.len() <= 1 {
+            let found = self
+                .trees
+                .changes(first, tree)
+                .map_err(git_error("a diff"))?;
+            for change in found.iter() {
+                changes.push(path_change(
+                    &change.path,
+                    change.old,
+                    change.new,
+                    parents.first().map(Commit::id),
+                ));
+            }
+            let signers_source = (!changes.iter().any(|c| c.path == SIGNERS_FILE)).then_some(0);
+            self.fill_keys(&mut changes, parents, parent_trees, tree);
+            return Ok((changes, signers_source));
+        }
+
+        let mut paths = BTreeSet::new();
+        for parent_tree in parent_trees {
+            let found = self
+                .trees
+                .changes(Some(parent_tree), tree)
+                .map_err(git_error("a diff"))?;
+            paths.extend(found.iter().map(|c| c.path.clone()));
+        }
+        let mut signers_source = Some(0);
+        for path in paths {
+            let merged = self.trees.id(tree, &path);
+            let held: Vec<Option<Oid>> = parent_trees
+                .iter()
+                .map(|t| self.trees.id(t, &path))
+                .collect();
+            let mut source = None;
+            for (i, content) in held.iter().enumerate() {
+                if *content != merged {
+                    continue;
+                }
+                let mut clean = true;
+                for (j, other) in held.iter().enumerate() {
+                    if j == i || *other == merged {
+                        continue;
+                    }
+                    let bases = self.merge_base_trees(parents[i].id(), parents[j].id())?;
+                    // `i` changed the path since every merge base it shares with `j`; with
+                    // no merge base (unrelated histories) nothing shows that it did.
+                    let changed = !bases.is_empty()
+                        && bases.iter().all(|&base| {
+                            self.trees
+                                .tree(base)
+                                .is_ok_and(|b| self.trees.id(&b, &path) != *content)
+                        });
+                    if !changed {
+                        clean = false;
+                        break;
+                    }
+                }
+                if clean {
+                    source = Some(i);
+                    break;
+                }
+            }
+            if path == SIGNERS_FILE {
+                signers_source = source;
+            }
+            if source.is_some() {
                 continue;
             }
-            changes.push(PathChange {
-                governed: governed_path(&path),
-                keys: Vec::new(),
-                path,
-                kind,
-                content,
-            });
+            // Measured against the first parent, unless the merge keeps the first parent's
+            // content: then against the parent whose change it drops.
+            let against = if held[0] != merged {
+                0
+            } else {
+                held.iter().position(|c| *c != merged).unwrap_or(0)
+            };
+            changes.push(path_change(
+                &path,
+                held[against],
+                merged,
+                Some(parents[against].id()),
+            ));
         }
-        for change in &mut changes {
+        self.fill_keys(&mut changes, parents, parent_trees, tree);
+        Ok((changes, signers_source))
+    }
+
+    fn fill_keys(
+        &self,
+        changes: &mut [PathChange],
+        parents: &[Commit<'_>],
+        parent_trees: &[Tree<'_>],
+        tree: &Tree<'_>,
+    ) {
+        for change in changes {
             if matches!(change.governed, Governed::Secret { .. }) {
-                change.keys = changed_keys(self.trees, &change.path, first, tree);
+                let against = parents
+                    .iter()
+                    .position(|p| Some(p.id()) == change.against)
+                    .and_then(|i| parent_trees.get(i));
+                change.keys = changed_keys(self.trees, &change.path, against, tree);
             }
         }
-        Ok(changes)
+    }
+}
+
+/// A path whose content goes from `old` to `new` (blob ids; `None` = absent).
+fn path_change(path: &str, old: Option<Oid>, new: Option<Oid>, against: Option<Oid>) -> PathChange {
+    let (kind, content) = match new {
+        None => (ChangeKind::Deleted, ApprovedContent::Deleted),
+        Some(id) if old.is_none() => (ChangeKind::Added, ApprovedContent::Blob(id)),
+        Some(id) => (ChangeKind::Modified, ApprovedContent::Blob(id)),
+    };
+    PathChange {
+        governed: governed_path(path),
+        keys: Vec::new(),
+        path: path.to_owned(),
+        kind,
+        content,
+        against,
     }
 }
 

@@ -4,7 +4,8 @@
 //! A statement is canonical text (one form per statement; see `docs/signing.md`):
 //!
 //! ```text
-//! sealops-approval v1
+//! sealops-approval v2
+//! repository 5f0c3e7a9b2d4c1e8f6a0b3c5d7e9f12
 //! principal alice@example.com
 //! created 2024-06-10T06:13:20Z
 //! blob 3b18e512dba79e4c8300dd08aeb37f8e728b8dad policies/payments.hcl
@@ -14,7 +15,13 @@
 //! followed, in the same file, by the SSHSIG armor over exactly those bytes in namespace
 //! [`APPROVAL_NAMESPACE`]. Files live at `.sealops/approvals/<sha256 of the statement>.approval`,
 //! so approvals added by parallel pull requests never collide and a repeated approval is the
-//! same file.
+//! same file. The name is checked when the file is read ([`ApprovalSet::load`]): a renamed copy
+//! of a statement is refused, and "already used" is decided by the statement's hash
+//! ([`statement_ids`]), never by a file name.
+//!
+//! A statement names the repository (`repository_id` in `.sealops/config.yaml`), so one signed
+//! for another repository sharing the same signers never counts here. Version 1 statements
+//! named none; they are read only to say so.
 //!
 //! Make one with [`ApprovalStatement::new`] + [`ApprovalStatement::sign`]; check one with
 //! [`verify_approval`]; count the distinct approvers of one `(path, content)` in a tree with
@@ -39,7 +46,8 @@ pub const APPROVALS_DIR: &str = ".sealops/approvals";
 /// The extension of approval files.
 pub const APPROVAL_EXTENSION: &str = "approval";
 
-const HEADER: &str = "sealops-approval v1";
+const HEADER: &str = "sealops-approval v2";
+const HEADER_V1: &str = "sealops-approval v1";
 const ARMOR_BEGIN: &str = "-----BEGIN SSH SIGNATURE-----";
 
 /// What a statement approves at a path: exactly this blob, or the path's deletion.
@@ -62,6 +70,7 @@ impl ApprovedContent {
 /// An unsigned approval statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalStatement {
+    repository: String,
     principal: String,
     created: i64,
     changes: BTreeMap<String, ApprovedContent>,
@@ -92,13 +101,16 @@ pub enum ApprovalError {
 }
 
 impl ApprovalStatement {
-    /// A statement by `principal`, made at `created` (Unix seconds), approving `changes`.
+    /// A statement for repository `repository` (its `repository_id`) by `principal`, made at
+    /// `created` (Unix seconds), approving `changes`.
     pub fn new(
+        repository: &str,
         principal: &str,
         created: i64,
         changes: impl IntoIterator<Item = (String, ApprovedContent)>,
     ) -> Result<Self, ApprovalError> {
         let invalid = |problem: String| ApprovalError::Invalid { problem };
+        crate::config::check_repository_id(repository).map_err(invalid)?;
         check_principal(principal).map_err(invalid)?;
         format_time(created).map_err(invalid)?;
         let mut map = BTreeMap::new();
@@ -114,10 +126,16 @@ impl ApprovalStatement {
             ));
         }
         Ok(Self {
+            repository: repository.to_owned(),
             principal: principal.to_owned(),
             created,
             changes: map,
         })
+    }
+
+    /// The `repository_id` of the repository the statement was made for.
+    pub fn repository(&self) -> &str {
+        &self.repository
     }
 
     pub fn principal(&self) -> &str {
@@ -136,7 +154,8 @@ impl ApprovalStatement {
     /// The canonical text that is signed.
     pub fn to_text(&self) -> String {
         let mut text = format!(
-            "{HEADER}\nprincipal {}\ncreated {}\n",
+            "{HEADER}\nrepository {}\nprincipal {}\ncreated {}\n",
+            self.repository,
             self.principal,
             format_time(self.created).expect("checked when the statement was made")
         );
@@ -168,11 +187,20 @@ impl ApprovalStatement {
                 .unwrap_or_else(|| Err(format!("missing {what} line")))
         };
         let (_, header) = next("header").map_err(malformed)?;
+        if header == HEADER_V1 {
+            return Err(malformed(
+                "a version 1 statement names no repository, so it could have been copied from another repository and no longer counts; ask its signer to run `sealops approve` again (docs/review.md, \"Migrating approvals\")".to_owned(),
+            ));
+        }
         if header != HEADER {
             return Err(malformed(format!(
                 "line 1: expected {HEADER:?}, found {header:?}"
             )));
         }
+        let (n, repository_line) = next("repository").map_err(malformed)?;
+        let repository = repository_line
+            .strip_prefix("repository ")
+            .ok_or_else(|| malformed(format!("line {n}: expected `repository ID`")))?;
         let (n, principal_line) = next("principal").map_err(malformed)?;
         let principal = principal_line
             .strip_prefix("principal ")
@@ -206,10 +234,11 @@ impl ApprovalStatement {
             };
             changes.push(change);
         }
-        let statement = Self::new(principal, created, changes).map_err(|e| match e {
-            ApprovalError::Invalid { problem } => malformed(problem),
-            other => other,
-        })?;
+        let statement =
+            Self::new(repository, principal, created, changes).map_err(|e| match e {
+                ApprovalError::Invalid { problem } => malformed(problem),
+                other => other,
+            })?;
         if statement.to_text() != text {
             return Err(malformed(
                 "not in canonical form (paths must be sorted, each once)".to_owned(),
@@ -246,16 +275,70 @@ impl SignedApproval {
 }
 
 fn file_name_for(statement: &str) -> String {
-    format!(
-        "{}.{APPROVAL_EXTENSION}",
-        hex::encode(Sha256::digest(statement.as_bytes()))
-    )
+    format!("{}.{APPROVAL_EXTENSION}", statement_id(statement))
+}
+
+/// The identity of a statement: the hex SHA-256 of its text (without the signature). Two files
+/// holding one statement (renamed, or signed twice with a randomised signature) share it.
+pub fn statement_id(statement: &str) -> String {
+    hex::encode(Sha256::digest(statement.as_bytes()))
+}
+
+/// The statement part of an approval file: everything before the signature armor.
+fn statement_text(contents: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(contents).ok()?;
+    text.find(ARMOR_BEGIN).map(|split| &text[..split])
+}
+
+/// The [`statement_id`] of every file under [`APPROVALS_DIR`] in `tree`, valid or not: the
+/// statements a range's base has already seen, which approve nothing after it.
+pub fn statement_ids(
+    repo: &Repository,
+    tree: &Tree<'_>,
+) -> Result<std::collections::HashSet<String>, ApprovalError> {
+    let git = |source| ApprovalError::Git { source };
+    let mut ids = std::collections::HashSet::new();
+    let Some(dir) = approvals_dir(repo, tree)? else {
+        return Ok(ids);
+    };
+    for entry in dir.iter() {
+        if entry.kind() != Some(ObjectType::Blob) {
+            continue;
+        }
+        let blob = repo.find_blob(entry.id()).map_err(git)?;
+        if let Some(statement) = statement_text(blob.content()) {
+            ids.insert(statement_id(statement));
+        }
+    }
+    Ok(ids)
+}
+
+fn approvals_dir<'r>(
+    repo: &'r Repository,
+    tree: &Tree<'_>,
+) -> Result<Option<Tree<'r>>, ApprovalError> {
+    let git = |source| ApprovalError::Git { source };
+    let entry = match tree.get_path(Path::new(APPROVALS_DIR)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(git(e)),
+    };
+    let object = entry.to_object(repo).map_err(git)?;
+    Ok(object.into_tree().ok())
+}
+
+fn file_name_for_id(id: &str) -> String {
+    format!("{id}.{APPROVAL_EXTENSION}")
 }
 
 /// An approval whose signature verified for its principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedApproval {
     pub statement: ApprovalStatement,
+    /// [`statement_id`] of the statement.
+    pub id: String,
+    /// The signing key.
+    pub key: ssh_key::public::KeyData,
     /// `SHA256:…` fingerprint of the signing key.
     pub fingerprint: String,
 }
@@ -307,7 +390,9 @@ pub fn verify_approval(
         )));
     }
     Ok(VerifiedApproval {
+        id: statement_id(statement_text),
         statement,
+        key: valid.key,
         fingerprint: valid.fingerprint,
     })
 }
@@ -329,6 +414,10 @@ pub struct ApprovalSet {
     pub verified: Vec<(String, VerifiedApproval)>,
     /// Files under [`APPROVALS_DIR`] that did not verify, with why: report them, do not count them.
     pub rejected: Vec<(String, ApprovalError)>,
+    /// Approvals that verified but cannot count for the change being judged (spent, made for
+    /// another repository, too old, dated in the future, a key expired since), with why. The
+    /// authorisation of a range fills it; [`ApprovalSet::load`] leaves it empty.
+    pub not_counted: Vec<(String, VerifiedApproval, String)>,
 }
 
 impl ApprovalSet {
@@ -340,13 +429,7 @@ impl ApprovalSet {
     ) -> Result<Self, ApprovalError> {
         let git = |source| ApprovalError::Git { source };
         let mut set = Self::default();
-        let dir = match tree.get_path(Path::new(APPROVALS_DIR)) {
-            Ok(entry) => entry,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(set),
-            Err(e) => return Err(git(e)),
-        };
-        let dir = dir.to_object(repo).map_err(git)?;
-        let Some(dir) = dir.as_tree() else {
+        let Some(dir) = approvals_dir(repo, tree)? else {
             return Ok(set);
         };
         for entry in dir.iter() {
@@ -367,6 +450,18 @@ impl ApprovalSet {
             }
             let blob = repo.find_blob(entry.id()).map_err(git)?;
             match verify_approval(blob.content(), &path, signers) {
+                // The name is the statement's hash: a copy under another name is the same
+                // statement pretending to be a new one (a replay past "already used").
+                Ok(approval) if name != file_name_for_id(&approval.id) => set.rejected.push((
+                    path.clone(),
+                    ApprovalError::Malformed {
+                        problem: format!(
+                            "the file name must be the SHA-256 of its statement ({}); a renamed copy of an approval counts for nothing",
+                            file_name_for_id(&approval.id)
+                        ),
+                        source_name: path,
+                    },
+                )),
                 Ok(approval) => set.verified.push((path, approval)),
                 Err(error) => set.rejected.push((path, error)),
             }
@@ -528,6 +623,8 @@ fn parse_created(text: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
+    const REPO: &str = "5f0c3e7a9b2d4c1e8f6a0b3c5d7e9f12";
+
     fn blob(hex: char) -> ApprovedContent {
         ApprovedContent::Blob(Oid::from_str(&hex.to_string().repeat(40)).unwrap())
     }
@@ -535,6 +632,7 @@ mod tests {
     #[test]
     fn statement_text_round_trips_and_is_canonical() {
         let statement = ApprovalStatement::new(
+            REPO,
             "alice@example.com",
             1_718_000_000,
             [
@@ -547,7 +645,7 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "sealops-approval v1\nprincipal alice@example.com\ncreated 2024-06-10T06:13:20Z\ndeleted policies/a.hcl\nblob {} secrets/b.yaml\n",
+                "sealops-approval v2\nrepository {REPO}\nprincipal alice@example.com\ncreated 2024-06-10T06:13:20Z\ndeleted policies/a.hcl\nblob {} secrets/b.yaml\n",
                 "b".repeat(40)
             )
         );
@@ -568,14 +666,21 @@ mod tests {
                 .to_string()
         };
         assert!(err("hello\n").contains("line 1"));
-        assert!(err("sealops-approval v1\nprincipal a@x\ncreated 2024-06-10\n").contains("line 3"));
-        let head = "sealops-approval v1\nprincipal a@x\ncreated 2024-06-10T06:13:20Z\n";
-        assert!(err(head).contains("at least one path"));
+        let v2 = format!("sealops-approval v2\nrepository {REPO}\n");
+        assert!(err(&format!("{v2}principal a@x\ncreated 2024-06-10\n")).contains("line 4"));
+        assert!(err("sealops-approval v2\nprincipal a@x\n").contains("line 2"));
+        assert!(err("sealops-approval v2\nrepository XYZ\nprincipal a@x\ncreated 2024-06-10T06:13:20Z\ndeleted a\n").contains("repository_id"));
+        assert!(
+            err("sealops-approval v1\nprincipal a@x\ncreated 2024-06-10T06:13:20Z\ndeleted a\n")
+                .contains("version 1")
+        );
+        let head = format!("{v2}principal a@x\ncreated 2024-06-10T06:13:20Z\n");
+        assert!(err(&head).contains("at least one path"));
         assert!(err(&format!("{head}blob XYZ p\n")).contains("object id"));
         assert!(err(&format!("{head}deleted ../x\n")).contains("normalised"));
         assert!(err(&format!("{head}deleted x")).contains("final newline"));
-        let star = "sealops-approval v1\nprincipal *@x\ncreated 2024-06-10T06:13:20Z\ndeleted a\n";
-        assert!(err(star).contains("plain name"));
+        let star = format!("{v2}principal *@x\ncreated 2024-06-10T06:13:20Z\ndeleted a\n");
+        assert!(err(&star).contains("plain name"));
     }
 
     #[test]

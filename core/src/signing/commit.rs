@@ -3,14 +3,21 @@
 //! `git` over the commit object without its `gpgsig` header, by a key the allowed-signers file
 //! lists, valid at the commit's committer time.
 //!
-//! Use [`verify_commit`] for one commit and [`verify_range`] for `from..to`. Merge commits are
-//! verified like any other commit (their own signature; parents are separate commits).
+//! Use [`verify_commit`] for one commit and [`verify_range`] for `from..to`, as git would judge
+//! them. Merge commits are verified like any other commit (their own signature; parents are
+//! separate commits).
+//!
+//! The committer time is chosen by whoever signs, so git's check lets an expired key sign a
+//! back-dated commit and a not-yet-valid key sign a future-dated one. Where it matters (the
+//! authorisation of a range) use [`verify_commit_seen`]: the key must also be valid (not past
+//! `valid-before`) when the judge first saw the commit, and a commit dated more than the
+//! allowed clock skew after that is refused.
 
 use git2::{Oid, Repository};
 
 use super::GIT_NAMESPACE;
-use super::allowed_signers::AllowedSigners;
-use super::sshsig::{SignatureRejection, SignedBy, verify_for_principals};
+use super::allowed_signers::{AllowedSigners, Timestamp};
+use super::sshsig::{SignatureRejection, SignedBy, verify_for_principals, verify_signature};
 
 /// The outcome of verifying one commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +51,29 @@ pub enum CommitRejection {
     NotSsh { format: &'static str },
     #[error(transparent)]
     Signature(#[from] SignatureRejection),
+    #[error(
+        "commit is dated {committed}, more than {skew_seconds} s after it was first seen ({seen}); a signer cannot choose a future date to use a key before its valid-after: fix the committer's clock and commit again"
+    )]
+    FutureDated {
+        committed: Timestamp,
+        seen: Timestamp,
+        skew_seconds: i64,
+    },
+    #[error(
+        "the signing key was no longer valid when this commit was first seen ({seen}): {rejection}; a back-dated commit does not make an expired key valid: sign it with a current key"
+    )]
+    ExpiredWhenSeen {
+        seen: Timestamp,
+        rejection: super::allowed_signers::KeyRejection,
+    },
+}
+
+/// When the judge first saw a commit, and how far the commit's date may run ahead of that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenAt {
+    /// Unix seconds.
+    pub time: i64,
+    pub max_skew_seconds: i64,
 }
 
 /// Errors reading the repository (not verdicts on a commit).
@@ -93,6 +123,80 @@ pub fn verify_commit(
             Err(rejection) => CommitVerdict::NotVerified(rejection.into()),
         },
     )
+}
+
+/// Verifies commit `oid` as [`verify_commit`] does, and also at the time the judge first saw
+/// it: a commit dated more than `seen.max_skew_seconds` after `seen.time` is refused, and the
+/// key must still be valid (`valid-before`) at `seen.time`. The principals are those the key
+/// may sign as at both times.
+pub fn verify_commit_seen(
+    repo: &Repository,
+    oid: Oid,
+    signers: &AllowedSigners,
+    seen: SeenAt,
+) -> Result<CommitVerdict, CommitError> {
+    let read_error = |source| CommitError::Read {
+        commit: oid.to_string(),
+        source,
+    };
+    let commit = repo.find_commit(oid).map_err(read_error)?;
+    let committed = commit.committer().when().seconds();
+    if committed > seen.time.saturating_add(seen.max_skew_seconds) {
+        return Ok(CommitVerdict::NotVerified(CommitRejection::FutureDated {
+            committed: Timestamp(committed),
+            seen: Timestamp(seen.time),
+            skew_seconds: seen.max_skew_seconds,
+        }));
+    }
+    let verdict = verify_commit(repo, oid, signers)?;
+    let CommitVerdict::Verified(signed) = verdict else {
+        return Ok(verdict);
+    };
+    if seen.time <= committed {
+        return Ok(CommitVerdict::Verified(signed));
+    }
+    let (signature, signed_data) = repo.extract_signature(&oid, None).map_err(read_error)?;
+    let key = match verify_signature(&signature, GIT_NAMESPACE, &signed_data) {
+        Ok(valid) => valid.key,
+        Err(rejection) => return Ok(CommitVerdict::NotVerified(rejection.into())),
+    };
+    match signers.principals_for_key(&key, GIT_NAMESPACE, seen.time) {
+        Ok(later) => {
+            let principals: Vec<String> = signed
+                .principals
+                .into_iter()
+                .filter(|p| later.contains(p))
+                .collect();
+            if principals.is_empty() {
+                // Other lines list the key now; the ones that made it sign here have expired.
+                let first = later.first().cloned().unwrap_or_default();
+                let rejection = signers
+                    .check_principal(&first, &key, GIT_NAMESPACE, committed)
+                    .err()
+                    .unwrap_or(super::allowed_signers::KeyRejection::NotForPrincipal {
+                        fingerprint: signed.fingerprint.clone(),
+                        principal: first,
+                        file: signers.source().to_owned(),
+                    });
+                return Ok(CommitVerdict::NotVerified(
+                    CommitRejection::ExpiredWhenSeen {
+                        seen: Timestamp(seen.time),
+                        rejection,
+                    },
+                ));
+            }
+            Ok(CommitVerdict::Verified(SignedBy {
+                principals,
+                fingerprint: signed.fingerprint,
+            }))
+        }
+        Err(rejection) => Ok(CommitVerdict::NotVerified(
+            CommitRejection::ExpiredWhenSeen {
+                seen: Timestamp(seen.time),
+                rejection,
+            },
+        )),
+    }
 }
 
 /// Verifies every commit in `range` (a revspec such as `main..feature`, or a single commit
