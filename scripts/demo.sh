@@ -70,6 +70,8 @@ git commit -qam "rotate the payments database password"
 
 step "sealops-controller: a local configuration (nothing in the repository can widen it)"
 mkdir -p "$work/out"
+# The trust anchor: the commit we just reviewed. A fresh controller starts only from a pinned one.
+anchor=$(git rev-parse HEAD)
 cat > "$work/controller.yaml" <<CONFIG
 sealops: v1
 repository: {path: $work/repo, branch: main}
@@ -79,7 +81,7 @@ node: {name: demo-node, labels: {env: prod}}
 output_roots: [$work/out]
 hooks:
   restart-payments: {command: [touch, $work/payments-restarted], timeout: 10s}
-trust: {allowed_signers_file: $work/allowed_signers}
+trust: {allowed_signers_file: $work/allowed_signers, initial_commit: $anchor}
 CONFIG
 cat "$work/controller.yaml"
 "$controller" check-config --config "$work/controller.yaml"

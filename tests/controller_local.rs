@@ -526,8 +526,16 @@ fn a_full_reconcile_repairs_a_hand_edited_output() {
 fn an_unsigned_first_commit_is_applied_only_when_pinned_as_the_trust_anchor() {
     let fleet = Fleet::new();
     let root = kit::amend_first_commit(&fleet, None);
+    // Anchored at the branch's first commit by pinned principals: it must be signed by one.
+    fleet.write_config("  pinned_principals: [alice@example.com]\n");
     let (status, refusal) = once_refused(&fleet, "verification", &[PASSWORD]);
     assert_eq!(refusal["commit"], root.as_str(), "{status:#}");
+    assert!(
+        refusal["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not signed by a key")),
+        "{status:#}"
+    );
     assert_eq!(
         kit::files_below(&fleet.out),
         Vec::<std::path::PathBuf>::new()

@@ -108,6 +108,25 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
             path.display()
         ));
     }
+    if config.trust.require_signed
+        && config.trust.initial_commit.is_none()
+        && config.trust.pinned_principals.is_empty()
+    {
+        problems.push(
+            "trust: no trust anchor is pinned, so a fresh state directory applies nothing (any key in allowed_signers could sign a new root commit and become the anchor); add `initial_commit: <a commit you reviewed>` under trust: (or `pinned_principals: [<who signed the first commit>]`)"
+                .to_owned(),
+        );
+    }
+    if config.allow_force_push {
+        problems.push(
+            if config.trust.initial_commit.is_none() {
+                "allow_force_push: true without trust.initial_commit: a rewritten history is refused anyway (it is re-judged only from a pinned initial commit); remove `allow_force_push: true`, or add `initial_commit: <a commit you reviewed>` under trust:"
+            } else {
+                "allow_force_push: true: a rewritten history is re-judged from trust.initial_commit and applied, which can roll outputs back to any older authorised state; remove the line `allow_force_push: true` for production"
+            }
+            .to_owned(),
+        );
+    }
     if !config.trust.require_signed {
         problems.push(
             "trust.require_signed: false applies commits without verifying them; for local experiments only (the controller runs, but this is not ready for real secrets)"

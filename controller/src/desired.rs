@@ -1,17 +1,18 @@
 //! Which commit to apply: the newest commit of the branch that passes the authorisation check.
 //!
-//! Trust starts at an anchor from the local configuration (`trust.initial_commit`, or the
-//! branch's first commit, which must be signed by a locally trusted key) and moves forward only
+//! Trust starts at an anchor pinned by the local configuration (`trust.initial_commit`, or the
+//! branch's first commit signed by one of `trust.pinned_principals`; never a root commit that
+//! merely some trusted key signed, which anyone in `allowed_signers` could make) and moves forward only
 //! through authorised commits: each reconcile judges `applied..head` with
 //! [`sealops_core::authz::authorise_range`]. A refused commit blocks what follows it until a
 //! later commit puts every path it touched back as it was in the applied commit (a revert);
 //! nothing a refused commit introduced is ever applied.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository, Tree};
-use sealops_core::authz::{Bootstrap, ViolationKind, authorise_range_in};
+use sealops_core::authz::{Bootstrap, Clock, ViolationKind, authorise_range_in};
 use sealops_core::gittree::Trees;
 use sealops_core::repo::SIGNERS_FILE;
 use sealops_core::signing::AllowedSigners;
@@ -85,14 +86,23 @@ fn reason_of(kind: &ViolationKind) -> Reason {
     }
 }
 
-/// Chooses the commit to apply given the branch `head` and what was applied before.
+/// When this controller first saw each commit it has not applied yet (Unix seconds), kept in
+/// the state directory: key validity, approval age and future dates are judged at that time,
+/// so neither a signer's chosen commit date nor a later re-judgement changes the verdict.
+pub type FirstSeen = BTreeMap<Oid, i64>;
+
+/// Chooses the commit to apply given the branch `head` and what was applied before. Commits
+/// of the judged range not yet in `first_seen` are recorded there as seen `now`; commits no
+/// longer in the range are dropped from it.
 pub fn select(
     trees: &Trees<'_>,
     trust: &TrustSettings,
     applied: Option<Applied>,
     head: Oid,
+    first_seen: &mut FirstSeen,
+    now: i64,
 ) -> Selection {
-    match select_inner(trees, trust, applied, head) {
+    match select_inner(trees, trust, applied, head, first_seen, now) {
         Ok(selection) => selection,
         Err(refusal) => Selection {
             commit: None,
@@ -107,6 +117,8 @@ fn select_inner(
     trust: &TrustSettings,
     applied: Option<Applied>,
     head: Oid,
+    first_seen: &mut FirstSeen,
+    now: i64,
 ) -> Result<Selection, Refusal> {
     let repo = trees.repo();
     let descends = |from: Oid| -> bool {
@@ -118,15 +130,22 @@ fn select_inner(
         {
             (previous.commit, previous.signers_from_repository, false)
         }
-        Some(previous) if !trust.allow_force_push => {
+        Some(previous) if !trust.allow_force_push || trust.initial_commit.is_none() => {
             return Err(refusal(
                 Some(head),
                 None,
                 Reason::ForcePush,
-                format!(
-                    "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. Restore the history, or set allow_force_push: true in the local configuration to judge the new history from the trust anchor",
-                    previous.commit
-                ),
+                if trust.allow_force_push {
+                    format!(
+                        "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. allow_force_push re-judges a new history only from trust.initial_commit, which is not set: restore the history, or add `initial_commit: <a reviewed commit of the new history>` under trust: in the local configuration",
+                        previous.commit
+                    )
+                } else {
+                    format!(
+                        "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. Restore the history, or set allow_force_push: true (with trust.initial_commit) in the local configuration to judge the new history from the trust anchor",
+                        previous.commit
+                    )
+                },
             ));
         }
         _ => (anchor(repo, trust, head)?, false, true),
@@ -160,9 +179,12 @@ fn select_inner(
             .clone()
             .expect("require_signed implies a local allowed_signers file")
     };
+    let clock =
+        Clock::at(now).with_first_seen(record_first_seen(repo, base, head, first_seen, now)?);
     let bootstrap = Bootstrap {
         signers,
         pinned_principals: trust.pinned_principals.clone(),
+        clock,
     };
     let report = authorise_range_in(trees, base, head, &bootstrap).map_err(|e| {
         refusal(
@@ -229,6 +251,31 @@ fn select_inner(
     })
 }
 
+/// Records `now` for the commits of `base..head` not seen before, forgets commits outside the
+/// range (applied, or gone with a rewritten history), and returns the range's times.
+fn record_first_seen(
+    repo: &Repository,
+    base: Oid,
+    head: Oid,
+    first_seen: &mut FirstSeen,
+    now: i64,
+) -> Result<Vec<(Oid, i64)>, Refusal> {
+    let mut walk = repo
+        .revwalk()
+        .map_err(|e| git_refusal("the commit graph", e))?;
+    walk.push(head)
+        .and_then(|()| walk.hide(base))
+        .map_err(|e| git_refusal("the commit graph", e))?;
+    let mut range = Vec::new();
+    for oid in walk {
+        let oid = oid.map_err(|e| git_refusal("the commit graph", e))?;
+        range.push((oid, *first_seen.entry(oid).or_insert(now)));
+    }
+    let in_range: HashSet<Oid> = range.iter().map(|(oid, _)| *oid).collect();
+    first_seen.retain(|oid, _| in_range.contains(oid));
+    Ok(range)
+}
+
 /// Whether `candidate` may be applied: it is not refused itself, and every path a refused
 /// ancestor touched is, in `candidate`, as it was in the base.
 fn acceptable(
@@ -283,7 +330,9 @@ fn repository_signers(
 }
 
 /// The commit trust starts from: `trust.initial_commit`, or the first commit of the branch
-/// (following first parents), which a locally trusted key must have signed.
+/// (following first parents), which one of `trust.pinned_principals` must have signed. Without
+/// either, nothing is applied: any key in `allowed_signers` could sign an orphan root commit
+/// and make itself the anchor.
 fn anchor(repo: &Repository, trust: &TrustSettings, head: Oid) -> Result<Oid, Refusal> {
     if let Some(initial) = trust.initial_commit {
         if initial == head || repo.graph_descendant_of(head, initial).unwrap_or(false) {
@@ -307,6 +356,14 @@ fn anchor(repo: &Repository, trust: &TrustSettings, head: Oid) -> Result<Oid, Re
     let root_id = root.id();
     if !trust.require_signed {
         return Ok(root_id);
+    }
+    if trust.pinned_principals.is_none() {
+        return Err(refusal(
+            Some(head),
+            None,
+            Reason::Verification,
+            "no trust anchor is pinned, so nothing is applied: any key in allowed_signers could sign a new root commit and make it the anchor. Add `initial_commit: <a commit you reviewed, e.g. the current head of the branch>` under trust: in the local configuration (or `pinned_principals: [<who signed the first commit>]`)".to_owned(),
+        ));
     }
     let signers = trust
         .signers

@@ -53,6 +53,8 @@ pub struct Controller {
     trust: TrustSettings,
     state_file: StateFile,
     applied: Option<AppliedState>,
+    /// When each commit not applied yet was first seen (persisted in `seen.json`).
+    first_seen: desired::FirstSeen,
     /// The head refused last, so an unchanged refused head is not judged again on every poll.
     refused_head: Option<Oid>,
     pub status: Arc<Status>,
@@ -114,6 +116,7 @@ impl Controller {
         let source = Source::new(&config.repository, &config.state_dir);
         source.clear_stale_locks();
         let applied = state_file.load()?;
+        let first_seen = state_file.load_first_seen()?;
         let interrupted = state_file.interrupted_apply()?;
         if let Some(apply) = &interrupted {
             tracing::warn!(
@@ -215,6 +218,7 @@ impl Controller {
             trust,
             state_file,
             applied,
+            first_seen,
             refused_head: None,
             status,
             fetch_timeout: poll.max(Duration::from_secs(30)),
@@ -423,7 +427,25 @@ impl Controller {
         // One reader of trees for the whole reconcile: judging the range and materialising its
         // newest commit read the same trees.
         let trees = sealops_core::gittree::Trees::new(&repo);
-        let selection = desired::select(&trees, &self.trust, previous, head);
+        let seen_before = self.first_seen.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let selection = desired::select(
+            &trees,
+            &self.trust,
+            previous,
+            head,
+            &mut self.first_seen,
+            now,
+        );
+        if self.first_seen != seen_before
+            && let Err(e) = self.state_file.save_first_seen(&self.first_seen)
+        {
+            // Not fatal: a commit whose time is lost is seen again later, which only makes
+            // its judgement stricter.
+            tracing::warn!(error = %e, "cannot record when new commits were first seen");
+        }
         let chosen = match (selection.commit, previous) {
             (Some(commit), _) => Some(commit),
             // A resync re-renders the applied commit to repair drifted outputs.

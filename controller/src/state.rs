@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 const FILE: &str = "applied.json";
 const OUTPUTS_FILE: &str = "outputs.json";
 const IN_PROGRESS_FILE: &str = "applying.json";
+const SEEN_FILE: &str = "seen.json";
 
 /// The persisted state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +191,38 @@ impl StateFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// When each commit not applied yet was first seen (`seen.json`); empty before the first.
+    pub fn load_first_seen(&self) -> Result<crate::desired::FirstSeen, StateError> {
+        let path = self.path.with_file_name(SEEN_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        let corrupt = |problem: String| StateError::Corrupt {
+            path: path.clone(),
+            problem,
+        };
+        let map: BTreeMap<String, i64> =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        map.into_iter()
+            .map(|(commit, time)| {
+                git2::Oid::from_str(&commit)
+                    .map(|oid| (oid, time))
+                    .map_err(|_| corrupt(format!("{commit:?} is not a commit id")))
+            })
+            .collect()
+    }
+
+    /// Replaces `seen.json` atomically.
+    pub fn save_first_seen(&self, seen: &crate::desired::FirstSeen) -> Result<(), StateError> {
+        let path = self.path.with_file_name(SEEN_FILE);
+        let map: BTreeMap<String, i64> = seen.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let text = serde_json::to_string(&map).expect("serialises");
+        sealops_core::fsutil::write_atomic(&path, text.as_bytes(), 0o600)
+            .map_err(|source| StateError::Write { path, source })
     }
 
     /// The last applied state; `None` before the first apply.

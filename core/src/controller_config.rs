@@ -49,7 +49,9 @@ pub struct ControllerConfig {
     /// What happens to the outputs of a target that was removed.
     #[serde(default)]
     pub removed_outputs: RemovedOutputs,
-    /// Accept a branch whose new head does not descend from the applied commit.
+    /// Accept a branch whose new head does not descend from the applied commit, judging the new
+    /// history from `trust.initial_commit` (required for it). Weakens rollback protection:
+    /// `check-config` reports it.
     #[serde(default)]
     pub allow_force_push: bool,
     /// The audit trail this controller writes back to the repository.
@@ -273,8 +275,10 @@ pub struct TrustBootstrap {
     #[serde(default)]
     pub pinned_principals: Vec<String>,
     /// The commit trust starts from: the controller applies it as it is and judges every later
-    /// commit. Without it, the branch's first commit is the anchor and must be signed by a key
-    /// in `allowed_signers_file`.
+    /// commit. Without it, the branch's first commit is the anchor only when one of
+    /// `pinned_principals` signed it; with neither, a fresh state directory applies nothing (any
+    /// key in `allowed_signers_file` could sign a new root commit). A force-push is re-judged
+    /// only from this commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_commit: Option<String>,
     /// Refuse unsigned commits (default true). Turning it off is for local experiments only.

@@ -43,6 +43,9 @@ pub struct Fleet {
     pub config: PathBuf,
     /// The local allowed_signers file (trust bootstrap).
     pub signers: PathBuf,
+    /// The first commit, pinned as `trust.initial_commit` unless a test pins its own (a
+    /// cell: [`kit::amend_first_commit`] replaces the first commit).
+    pub anchor: std::cell::RefCell<String>,
 }
 
 impl Fleet {
@@ -85,7 +88,7 @@ impl Fleet {
             ])
             .assert()
             .success();
-        commit_signed(&repo, &alice, "initial secrets");
+        let anchor = commit_signed(&repo, &alice, "initial secrets");
         let out = dir.join("out");
         std::fs::create_dir_all(&out).expect("out");
         let fleet = Self {
@@ -93,6 +96,7 @@ impl Fleet {
             state: dir.join("state"),
             config: dir.join("controller.yaml"),
             signers,
+            anchor: std::cell::RefCell::new(anchor),
             alice,
             world,
         };
@@ -104,10 +108,20 @@ impl Fleet {
         &self.world.repo
     }
 
-    /// The configuration for the local repository, plus `extra` YAML lines.
+    /// The configuration for the local repository, plus `extra` YAML lines. The first commit
+    /// is the pinned trust anchor unless `extra` pins one (`initial_commit`,
+    /// `pinned_principals`) or says there is none (`# no anchor`).
     pub fn config_text(&self, extra: &str) -> String {
+        let pins_own = ["initial_commit:", "pinned_principals:", "# no anchor"]
+            .iter()
+            .any(|pin| extra.contains(pin));
+        let anchor = if pins_own {
+            String::new()
+        } else {
+            format!("  initial_commit: {}\n", self.anchor.borrow())
+        };
         format!(
-            "sealops: v1\nrepository:\n  path: {repo}\n  branch: main\nidentity_files: [{key}]\nstate_dir: {state}\noutput_roots: [{out}]\ntrust:\n  allowed_signers_file: {signers}\n{extra}",
+            "sealops: v1\nrepository:\n  path: {repo}\n  branch: main\nidentity_files: [{key}]\nstate_dir: {state}\noutput_roots: [{out}]\ntrust:\n  allowed_signers_file: {signers}\n{anchor}{extra}",
             repo = self.repo().display(),
             key = self.world.key.display(),
             state = self.state.display(),
@@ -258,7 +272,13 @@ pub mod kit {
                 );
             }
         }
-        head(fleet)
+        // The amended commit is the new anchor, in the configuration already written too.
+        let new = head(fleet);
+        let old = fleet.anchor.replace(new.clone());
+        if let Ok(text) = std::fs::read_to_string(&fleet.config) {
+            std::fs::write(&fleet.config, text.replace(&old, &new)).expect("config");
+        }
+        new
     }
 
     /// A new SSH signer for `principal`, added to the local allowed_signers (the bootstrap of
