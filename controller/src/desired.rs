@@ -217,10 +217,16 @@ fn select_inner(
         })
         .collect();
 
-    // Newest first along the first-parent chain down to the base.
+    // Newest first along the first-parent chain down to the base. Only descendants of the base
+    // are candidates: a merge whose first parent is older than the base (or off to the side)
+    // must not lead the walk to a commit that would roll the outputs back.
     let mut candidate = head;
     let chosen = loop {
-        if candidate == base {
+        if candidate == base
+            || !repo
+                .graph_descendant_of(candidate, base)
+                .map_err(|e| git_refusal("the commit graph", e))?
+        {
             break None;
         }
         let commit = repo

@@ -213,7 +213,8 @@ impl fmt::Display for Violation {
             } => {
                 write!(
                     f,
-                    "needs {required} approvals by distinct principals with sudo on {sys_path}, has {}",
+                    "needs {required} {} by distinct principals with sudo on {sys_path}, has {}",
+                    if *required == 1 { "approval" } else { "approvals" },
                     approvers.len()
                 )?;
                 if !approvers.is_empty() {
