@@ -48,7 +48,9 @@ fn check_config_reports_what_is_missing_on_this_machine() {
                 .and(predicate::str::contains("is not a git repository"))
                 .and(predicate::str::contains(
                     "hooks.reload: program /nonexistent/reload not found",
-                )),
+                ))
+                .and(predicate::str::contains("no trust anchor is pinned"))
+                .and(predicate::str::contains("initial_commit: <a commit you reviewed>")),
         );
 
     // Make everything real: then it is ready.
@@ -60,7 +62,11 @@ fn check_config_reports_what_is_missing_on_this_machine() {
         .expect("key");
     let text = std::fs::read_to_string(&config)
         .expect("read")
-        .replace("/nonexistent/reload", "/bin/true");
+        .replace("/nonexistent/reload", "/bin/true")
+        .replace(
+            "allowed_signers\nhooks:",
+            "allowed_signers\n  pinned_principals: [alice@example.com]\nhooks:",
+        );
     std::fs::write(&config, text).expect("write");
     controller()
         .arg("check-config")
