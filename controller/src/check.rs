@@ -117,6 +117,15 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if config.trust.require_signed
+        && config.trust.initial_commit.is_none()
+        && !config.trust.pinned_principals.is_empty()
+    {
+        problems.push(
+            "trust.pinned_principals without trust.initial_commit: a fresh state directory takes any first commit those principals signed as the anchor (the branch reset to it, or a first commit from another repository) and applies it as it is; add `initial_commit: <a commit you reviewed>` under trust:"
+                .to_owned(),
+        );
+    }
     if config.allow_force_push {
         problems.push(
             if config.trust.initial_commit.is_none() {

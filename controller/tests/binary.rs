@@ -50,7 +50,9 @@ fn check_config_reports_what_is_missing_on_this_machine() {
                     "hooks.reload: program /nonexistent/reload not found",
                 ))
                 .and(predicate::str::contains("no trust anchor is pinned"))
-                .and(predicate::str::contains("initial_commit: <a commit you reviewed>")),
+                .and(predicate::str::contains(
+                    "initial_commit: <a commit you reviewed>",
+                )),
         );
 
     // Make everything real: then it is ready.
@@ -65,7 +67,7 @@ fn check_config_reports_what_is_missing_on_this_machine() {
         .replace("/nonexistent/reload", "/bin/true")
         .replace(
             "allowed_signers\nhooks:",
-            "allowed_signers\n  pinned_principals: [alice@example.com]\nhooks:",
+            "allowed_signers\n  initial_commit: 0123456789abcdef0123456789abcdef01234567\nhooks:",
         );
     std::fs::write(&config, text).expect("write");
     controller()

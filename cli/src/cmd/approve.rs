@@ -194,27 +194,38 @@ pub fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<Outcome
         return Ok(Outcome::Success);
     }
     // The statements name this repository, as its configuration says (at HEAD of the range, or
-    // in the work tree), so they never count in another repository.
-    let repository_id = match &args.range {
-        Some(range) => {
-            let git = open_git(repo.root())?;
-            let head = range.split_once("..").map_or(range.as_str(), |(_, h)| h);
-            let tree = commit_of(&git, head)?.tree()?;
-            let text = match tree.get_path(std::path::Path::new(CONFIG_FILE)) {
-                Ok(entry) => {
-                    String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned()
-                }
-                Err(_) => bail!("{CONFIG_FILE} is missing at {head}"),
-            };
-            Config::parse(&text, &format!("{CONFIG_FILE} at {head}"))?.repository_id
-        }
+    // in the work tree), so they never count in another repository. Without a repository_id,
+    // the id derived from the first commit of the history (what the checker expects then).
+    let git = open_git(repo.root())?;
+    let head = match &args.range {
+        Some(range) => range.split_once("..").map_or(range.as_str(), |(_, h)| h),
+        None => "HEAD",
+    };
+    let head = commit_of(&git, head)?;
+    let configured = match &args.range {
+        Some(_) => match head.tree()?.get_path(std::path::Path::new(CONFIG_FILE)) {
+            Ok(entry) => {
+                let text =
+                    String::from_utf8_lossy(git.find_blob(entry.id())?.content()).into_owned();
+                Config::parse(&text, &format!("{CONFIG_FILE} at {}", head.id()))?.repository_id
+            }
+            Err(_) => None,
+        },
         None => repo.config.repository_id.clone(),
-    }
-    .with_context(|| {
-        format!(
-            "{CONFIG_FILE} has no repository_id, which approvals must name; run `sealops init` to add one and commit it (a sys/config change)"
+    };
+    let repository_id = match configured {
+        Some(id) => id,
+        None => authz::legacy_repository_id(&git, head.id())?,
+    };
+    let signers = AllowedSigners::load(&repo.root().join(SIGNERS_FILE))?;
+    signers
+        .check_principal(
+            &principal,
+            key.public_key().key_data(),
+            APPROVAL_NAMESPACE,
+            now,
         )
-    })?;
+        .with_context(|| format!("{SIGNERS_FILE} does not let this key approve as {principal}"))?;
     let rounds = versions.values().map(Vec::len).max().unwrap_or(0);
     for round in 0..rounds {
         let changes = versions

@@ -7,7 +7,7 @@ use git2::{ObjectType, Repository, Tree};
 
 use crate::config::{Config, Trust};
 use crate::policy::{Acl, Decision, IdentityDoc, IdentityKind, Policy, Request, Syntax};
-use crate::repo::CONFIG_FILE;
+use crate::repo::{CONFIG_FILE, SIGNERS_FILE};
 
 /// Why a tree's authority could not be read. Names the file and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,11 +28,89 @@ pub struct Authority {
     repository_id: Option<String>,
 }
 
+/// The files an authority is read from, by repository path, as blob ids: `policies/*.hcl|json`,
+/// `identities/*.yaml|yml`, `.sealops/config.yaml` and `.sealops/allowed_signers`. Judging a
+/// range keeps one per commit: the content *trusted* there, which for a commit on top of an old
+/// ancestor is not what its tree holds (see `range.rs`).
+pub type AuthorityFiles = BTreeMap<String, git2::Oid>;
+
+const POLICY_EXTENSIONS: &[&str] = &["hcl", "json"];
+const IDENTITY_EXTENSIONS: &[&str] = &["yaml", "yml"];
+
+/// Whether `path` is one of the files an authority is read from.
+pub fn is_authority_file(path: &str) -> bool {
+    let in_folder = |dir: &str, extensions: &[&str]| {
+        path.strip_prefix(dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| {
+                !name.contains('/')
+                    && Path::new(name)
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| extensions.contains(&e))
+            })
+    };
+    path == CONFIG_FILE
+        || path == SIGNERS_FILE
+        || in_folder("policies", POLICY_EXTENSIONS)
+        || in_folder("identities", IDENTITY_EXTENSIONS)
+}
+
+/// The authority files of `tree`.
+pub fn authority_files(
+    repo: &Repository,
+    tree: &Tree<'_>,
+) -> Result<AuthorityFiles, AuthorityError> {
+    let mut files = AuthorityFiles::new();
+    for dir in ["policies", "identities"] {
+        for (path, id) in entries_in(repo, tree, dir)? {
+            if is_authority_file(&path) {
+                files.insert(path, id);
+            }
+        }
+    }
+    for path in [CONFIG_FILE, SIGNERS_FILE] {
+        if let Ok(entry) = tree.get_path(Path::new(path))
+            && entry.kind() == Some(ObjectType::Blob)
+        {
+            files.insert(path.to_owned(), entry.id());
+        }
+    }
+    Ok(files)
+}
+
 impl Authority {
     /// Reads `policies/`, `identities/` and `.sealops/config.yaml` from `tree`.
     pub fn from_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Self, AuthorityError> {
+        Self::from_files(repo, &authority_files(repo, tree)?)
+    }
+
+    /// Reads the policies, identities and configuration named in `files`.
+    pub fn from_files(repo: &Repository, files: &AuthorityFiles) -> Result<Self, AuthorityError> {
+        let text_of = |path: &str, id: git2::Oid| -> Result<String, AuthorityError> {
+            let blob = repo.find_blob(id).map_err(|e| AuthorityError {
+                file: path.to_owned(),
+                problem: e.message().to_owned(),
+            })?;
+            std::str::from_utf8(blob.content())
+                .map(str::to_owned)
+                .map_err(|_| AuthorityError {
+                    file: path.to_owned(),
+                    problem: "not UTF-8 text".to_owned(),
+                })
+        };
+        let in_dir = |dir: &'static str| {
+            files
+                .iter()
+                .filter(move |(path, _)| {
+                    path.strip_prefix(dir)
+                        .is_some_and(|rest| rest.starts_with('/'))
+                })
+                .map(|(path, id)| (path.clone(), *id))
+        };
         let mut policies: BTreeMap<String, (Policy, String)> = BTreeMap::new();
-        for (file, text) in files_in(repo, tree, "policies", &["hcl", "json"])? {
+        for (file, id) in in_dir("policies") {
+            let text = text_of(&file, id)?;
             let name = crate::policy::default_name(Path::new(&file));
             let policy = Policy::parse(&text, &file, &name).map_err(|e| AuthorityError {
                 file: file.clone(),
@@ -50,7 +128,8 @@ impl Authority {
             policies.insert(policy.name.clone(), (policy, file));
         }
         let mut all = BTreeMap::new();
-        for (file, text) in files_in(repo, tree, "identities", &["yaml", "yml"])? {
+        for (file, id) in in_dir("identities") {
+            let text = text_of(&file, id)?;
             let doc: IdentityDoc =
                 crate::yaml::from_str(&text, &file).map_err(|e| AuthorityError {
                     file: file.clone(),
@@ -84,7 +163,11 @@ impl Authority {
                 });
             }
         }
-        let (trust, repository_id) = match blob_text(repo, tree, CONFIG_FILE)? {
+        let config_text = files
+            .get(CONFIG_FILE)
+            .map(|id| text_of(CONFIG_FILE, *id))
+            .transpose()?;
+        let (trust, repository_id) = match config_text {
             Some(text) => {
                 let config = Config::parse(&text, CONFIG_FILE).map_err(|e| AuthorityError {
                     file: CONFIG_FILE.to_owned(),
@@ -196,13 +279,12 @@ pub(crate) fn blob_text(
     Ok(Some(text.to_owned()))
 }
 
-/// `(path, text)` of the files directly in folder `dir` of `tree` with one of `extensions`.
-fn files_in(
+/// `(path, blob id)` of the files directly in folder `dir` of `tree`.
+fn entries_in(
     repo: &Repository,
     tree: &Tree<'_>,
     dir: &str,
-    extensions: &[&str],
-) -> Result<Vec<(String, String)>, AuthorityError> {
+) -> Result<Vec<(String, git2::Oid)>, AuthorityError> {
     let git = |e: git2::Error| AuthorityError {
         file: dir.to_owned(),
         problem: e.message().to_owned(),
@@ -215,20 +297,12 @@ fn files_in(
     let Ok(folder) = repo.find_tree(entry.id()) else {
         return Ok(Vec::new());
     };
-    let mut files = Vec::new();
-    for entry in folder.iter() {
-        let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
-        let wanted = Path::new(&name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| extensions.contains(&e));
-        if !wanted || entry.kind() != Some(ObjectType::Blob) {
-            continue;
-        }
-        let path = format!("{dir}/{name}");
-        if let Some(text) = blob_text(repo, tree, &path)? {
-            files.push((path, text));
-        }
-    }
-    Ok(files)
+    Ok(folder
+        .iter()
+        .filter(|entry| entry.kind() == Some(ObjectType::Blob))
+        .map(|entry| {
+            let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+            (format!("{dir}/{name}"), entry.id())
+        })
+        .collect())
 }

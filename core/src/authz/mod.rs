@@ -37,7 +37,7 @@ pub use authority::{Authority, AuthorityError};
 pub use governed::{Governed, governed_changes, governed_path};
 pub use range::{
     ApprovalCount, AuthzError, Bootstrap, ChangeKind, Clock, CommitReport, PathChange, RangeReport,
-    Violation, ViolationKind, authorise_range, authorise_range_in,
+    Violation, ViolationKind, authorise_range, authorise_range_in, legacy_repository_id,
 };
 pub use review::{
     DecisionChange, FileProblem, Plan, SecretChange, check_structure, plan, scan_range,

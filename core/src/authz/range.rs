@@ -2,13 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::Path;
 use std::rc::Rc;
 
 use git2::{Commit, Oid, Repository, Sort, Tree};
 use serde_json::{Map, Value};
 
-use super::authority::{Authority, AuthorityError, blob_text};
+use super::authority::{
+    Authority, AuthorityError, AuthorityFiles, authority_files, blob_text, is_authority_file,
+};
 use super::governed::{Governed, config_sys_paths, governed_path};
 use crate::gittree::Trees;
 use crate::manifest::Manifest;
@@ -278,6 +279,8 @@ pub struct ApprovalCount {
     /// Approvals of exactly this content by eligible principals that do not count, with why
     /// (expired, spent, another repository, a key no longer valid).
     pub not_counted: Vec<String>,
+    /// The statement ids ([`crate::signing::approval::statement_id`]) of the counted approvals.
+    pub statements: Vec<String>,
     /// Everyone holding sudo on `sys_path`: who may still approve.
     pub sudoers: Vec<String>,
 }
@@ -310,9 +313,12 @@ fn short(oid: Oid) -> String {
 struct State {
     signers: Rc<AllowedSigners>,
     authority: Rc<Authority>,
+    /// The authority files trusted here: the base's, changed only by authorised commits of the
+    /// range. A commit on top of an old ancestor of the base carries that ancestor's (perhaps
+    /// revoked) policies in its tree; they never become the authority its descendants are
+    /// judged under.
+    files: Rc<AuthorityFiles>,
 }
-
-type AuthorityKey = (Option<Oid>, Option<Oid>, Option<Oid>);
 
 struct Judge<'r, 't> {
     repo: &'r Repository,
@@ -321,13 +327,22 @@ struct Judge<'r, 't> {
     bootstrap: &'t Bootstrap,
     bootstrap_signers: Rc<AllowedSigners>,
     head_tree: Tree<'r>,
-    authorities: HashMap<AuthorityKey, Result<Rc<Authority>, AuthorityError>>,
+    authorities: HashMap<AuthorityFiles, Result<Rc<Authority>, AuthorityError>>,
     states: HashMap<Oid, State>,
     /// The trusted state every commit outside the range stands for: the bootstrap signers and
     /// the base's authority. An older ancestor's (possibly revoked) authority never counts.
     base_state: Option<State>,
     /// The statements of every approval file in the base: spent, whatever their file names.
     spent: Option<std::collections::HashSet<String>>,
+    /// `(statement, path)` pairs that approved a change of an authorised commit of the range:
+    /// used once, they do not approve that path again later in the range.
+    used: std::collections::HashSet<(String, String)>,
+    /// Every `(path, content)` a commit of the range changes: a statement counts only when
+    /// every change it lists is made in the range, never for a subset of them.
+    realised: std::collections::HashSet<(String, ApprovedContent)>,
+    /// The repository id approvals must name while the configuration sets none: derived from
+    /// the base's first commit, so it differs between unrelated repositories.
+    legacy_repository_id: String,
     /// Merge bases of pairs of commits (merges need them to tell a side's change from a stale
     /// copy), as tree ids.
     merge_bases: HashMap<(Oid, Oid), Rc<Vec<Oid>>>,
@@ -336,10 +351,6 @@ struct Judge<'r, 't> {
 fn git_error(what: impl Into<String>) -> impl FnOnce(git2::Error) -> AuthzError {
     let what = what.into();
     move |source| AuthzError::Git { what, source }
-}
-
-fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
-    tree.get_path(Path::new(path)).ok().map(|e| e.id())
 }
 
 /// Judges every commit in `base..head` (reachable from `head`, not from `base`), parents
@@ -377,23 +388,28 @@ pub fn authorise_range_in(
         states: HashMap::new(),
         base_state: None,
         spent: None,
+        used: std::collections::HashSet::new(),
+        realised: std::collections::HashSet::new(),
+        legacy_repository_id: String::new(),
         merge_bases: HashMap::new(),
     };
     let base_commit = repo
         .find_commit(base)
         .map_err(git_error(format!("commit {base}")))?;
     let base_tree = base_commit.tree().map_err(git_error("the base tree"))?;
-    let base_authority =
-        judge
-            .authority_of(&base_tree)
-            .map_err(|source| AuthzError::BaseAuthority {
-                commit: base,
-                source,
-            })?;
+    let base_error = |source| AuthzError::BaseAuthority {
+        commit: base,
+        source,
+    };
+    let base_files = authority_files(repo, &base_tree).map_err(base_error)?;
+    let base_authority = judge.authority_from(&base_files).map_err(base_error)?;
     judge.base_state = Some(State {
         signers: judge.bootstrap_signers.clone(),
         authority: base_authority,
+        files: Rc::new(base_files),
     });
+    judge.legacy_repository_id = legacy_repository_id(repo, base)
+        .map_err(git_error(format!("the first commit of {base}")))?;
     judge.spent = Some(
         statement_ids(repo, &base_tree).map_err(|e| AuthzError::Git {
             what: "the base's approvals".to_owned(),
@@ -410,6 +426,9 @@ pub fn authorise_range_in(
         walk.collect()
     };
     let order = order().map_err(walk_error)?;
+    for &oid in &order {
+        judge.realise(oid)?;
+    }
     let mut commits = Vec::with_capacity(order.len());
     for oid in order {
         commits.push(judge.commit(oid)?);
@@ -421,19 +440,60 @@ pub fn authorise_range_in(
     })
 }
 
+/// The repository id approvals name in a repository whose configuration sets no
+/// `repository_id`: derived from the first commit of `commit`'s history (following first
+/// parents), so statements made in an unrelated repository never match it.
+pub fn legacy_repository_id(repo: &Repository, commit: Oid) -> Result<String, git2::Error> {
+    let mut root = repo.find_commit(commit)?;
+    while let Some(parent) = root.parents().next() {
+        root = parent;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(
+        format!("sealops repository rooted at {}\n", root.id()).as_bytes(),
+    );
+    Ok(hex::encode(&digest[..16]))
+}
+
 impl<'r> Judge<'r, '_> {
-    fn authority_of(&mut self, tree: &Tree<'_>) -> Result<Rc<Authority>, AuthorityError> {
-        let key = (
-            entry_id(tree, "policies"),
-            entry_id(tree, "identities"),
-            entry_id(tree, CONFIG_FILE),
-        );
-        if let Some(found) = self.authorities.get(&key) {
+    fn authority_from(&mut self, files: &AuthorityFiles) -> Result<Rc<Authority>, AuthorityError> {
+        if let Some(found) = self.authorities.get(files) {
             return found.clone();
         }
-        let loaded = Authority::from_tree(self.repo, tree).map(Rc::new);
-        self.authorities.insert(key, loaded.clone());
+        let loaded = Authority::from_files(self.repo, files).map(Rc::new);
+        self.authorities.insert(files.clone(), loaded.clone());
         loaded
+    }
+
+    /// Records what commit `oid` changes relative to each parent.
+    fn realise(&mut self, oid: Oid) -> Result<(), AuthzError> {
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .map_err(git_error(format!("commit {oid}")))?;
+        let tree = commit.tree().map_err(git_error(format!("tree of {oid}")))?;
+        let parent_trees: Vec<Tree<'_>> = commit
+            .parents()
+            .map(|p| p.tree())
+            .collect::<Result<_, _>>()
+            .map_err(git_error(format!("the parents of {oid}")))?;
+        let olds: Vec<Option<&Tree<'_>>> = if parent_trees.is_empty() {
+            vec![None]
+        } else {
+            parent_trees.iter().map(Some).collect()
+        };
+        for old in olds {
+            let found = self
+                .trees
+                .changes(old, &tree)
+                .map_err(git_error("a diff"))?;
+            for change in found.iter() {
+                let content = change
+                    .new
+                    .map_or(ApprovedContent::Deleted, ApprovedContent::Blob);
+                self.realised.insert((change.path.clone(), content));
+            }
+        }
+        Ok(())
     }
 
     /// The state after a parent: recorded when the parent was judged in the range; a parent
@@ -473,7 +533,8 @@ impl<'r> Judge<'r, '_> {
             .map(|p| p.tree().map_err(git_error(format!("tree of {}", p.id()))))
             .collect::<Result<_, _>>()?;
 
-        let (changes, signers_source) = self.introduced(&parents, &parent_trees, &tree)?;
+        let (changes, signers_source) =
+            self.introduced(&parents, &parent_trees, &parent_states, &tree)?;
         let mut report = CommitReport {
             commit: oid,
             summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
@@ -542,12 +603,19 @@ impl<'r> Judge<'r, '_> {
                 }
                 Governed::Admin { sys_path } => {
                     let sys_paths = if change.path == CONFIG_FILE {
+                        // Compared with the configuration trusted at that parent (not its tree,
+                        // which may be an old ancestor's), so every section that differs from
+                        // what is in force is judged.
                         let against = parents
                             .iter()
                             .position(|p| Some(p.id()) == change.against)
-                            .and_then(|i| parent_trees.get(i));
-                        let old =
-                            against.and_then(|t| blob_text(repo, t, CONFIG_FILE).ok().flatten());
+                            .and_then(|i| parent_states.get(i))
+                            .unwrap_or(&state);
+                        let old = against.files.get(CONFIG_FILE).and_then(|id| {
+                            repo.find_blob(*id)
+                                .ok()
+                                .and_then(|b| String::from_utf8(b.content().to_vec()).ok())
+                        });
                         let new = blob_text(repo, &tree, CONFIG_FILE).ok().flatten();
                         config_sys_paths(old.as_deref(), new.as_deref())
                     } else {
@@ -591,6 +659,11 @@ impl<'r> Judge<'r, '_> {
         }
 
         let after = if report.violations.is_empty() {
+            for count in &report.approvals {
+                for statement in &count.statements {
+                    self.used.insert((statement.clone(), count.path.clone()));
+                }
+            }
             self.next_state(&state, signers_source, &parent_states, &tree, &mut report)
         } else {
             state
@@ -631,15 +704,15 @@ impl<'r> Judge<'r, '_> {
                 }
             }
         }
-        // Statements name the repository in force: the parent's `repository_id`, or, for the
-        // commit that first sets one, the id it sets (how existing repositories migrate).
-        let repository = match state.authority.repository_id() {
-            Some(id) => Some(id.to_owned()),
-            None => self
-                .authority_of(tree)
-                .ok()
-                .and_then(|a| a.repository_id().map(str::to_owned)),
-        };
+        // Statements name the repository in force: the `repository_id` trusted at the parent,
+        // or, while none is set, the id derived from the base's first commit. Never the id the
+        // judged commit sets itself: that could be another repository's, copied with its
+        // approvals.
+        let repository = state
+            .authority
+            .repository_id()
+            .unwrap_or(&self.legacy_repository_id)
+            .to_owned();
         let trust = state.authority.trust();
         let (max_age, skew) = (
             trust.approval_max_age_seconds(),
@@ -653,20 +726,23 @@ impl<'r> Judge<'r, '_> {
         for (file, approval) in std::mem::take(&mut set.verified) {
             let statement = &approval.statement;
             let created = statement.created();
+            let unrealised = statement
+                .changes()
+                .iter()
+                .find(|(path, content)| !self.realised.contains(&((*path).clone(), **content)));
             let problem = if spent.contains(&approval.id) {
                 // Already in the base (under any name): it approved an earlier change, so a
                 // revert to old, once-approved content needs new approvals.
                 Some("its statement is already in the base, where it approved an earlier change; approvals are used once: approve again".to_owned())
-            } else if repository.as_deref() != Some(statement.repository()) {
-                Some(match &repository {
-                    Some(id) => format!(
-                        "it was made for repository {}, this repository is {id}; approvals do not carry over between repositories",
-                        statement.repository()
-                    ),
-                    None => format!(
-                        "this repository has no repository_id in {CONFIG_FILE}, so no approval counts; run `sealops init` to add one (a sys/config change)"
-                    ),
-                })
+            } else if let Some((path, _)) = unrealised {
+                Some(format!(
+                    "it approves a change of {path} that this range does not make; a statement approves its changes together, never a part of them: approve the changes made here"
+                ))
+            } else if repository != statement.repository() {
+                Some(format!(
+                    "it was made for repository {}, this repository is {repository}; approvals do not carry over between repositories",
+                    statement.repository()
+                ))
             } else if created > seen.saturating_add(skew) {
                 Some(format!(
                     "it is dated {}, after the commit was first seen ({}); fix the approver's clock and approve again",
@@ -767,34 +843,58 @@ impl<'r> Judge<'r, '_> {
         let eligible = |a: &crate::signing::approval::Approver| {
             self.pinned(&a.principal) && authority.has_sudo(&a.principal, sys_path)
         };
+        let statement_of = |file: &str| {
+            set.verified
+                .iter()
+                .find(|(f, _)| f == file)
+                .map(|(_, approval)| approval)
+        };
+        let used_here = |file: &str| {
+            statement_of(file)
+                .is_some_and(|a| self.used.contains(&(a.id.clone(), change.path.clone())))
+        };
         let mut approved_at = BTreeMap::new();
-        for approver in set.approvers_of_where(&change.path, &change.content, eligible) {
+        let mut statements = Vec::new();
+        let unused = |a: &crate::signing::approval::Approver| eligible(a) && !used_here(&a.file);
+        for approver in set.approvers_of_where(&change.path, &change.content, unused) {
             let counts =
                 !approvers.contains(&approver.principal) && !keys.contains(&approver.fingerprint);
             if counts {
                 keys.insert(approver.fingerprint.clone());
-                if let Some((_, approval)) = set.verified.iter().find(|(f, _)| *f == approver.file)
-                {
+                if let Some(approval) = statement_of(&approver.file) {
                     approved_at.insert(approver.principal.clone(), approval.statement.created());
+                    statements.push(approval.id.clone());
                 }
                 approvers.push(approver.principal);
             }
         }
-        let not_counted = set
-            .not_counted
-            .iter()
-            .filter(|(_, approval, _)| {
-                approval.statement.changes().get(&change.path) == Some(&change.content)
-                    && eligible(&crate::signing::approval::Approver {
-                        principal: approval.statement.principal().to_owned(),
-                        fingerprint: approval.fingerprint.clone(),
-                        file: String::new(),
-                    })
+        let mut not_counted: Vec<String> = set
+            .approvers_of_where(&change.path, &change.content, |a| {
+                eligible(a) && used_here(&a.file)
             })
-            .map(|(file, approval, problem)| {
-                format!("{} ({file}): {problem}", approval.statement.principal())
+            .into_iter()
+            .map(|a| {
+                format!(
+                    "{} ({}): it already approved an earlier change of this path in the range; approvals are used once: approve again",
+                    a.principal, a.file
+                )
             })
             .collect();
+        not_counted.extend(
+            set.not_counted
+                .iter()
+                .filter(|(_, approval, _)| {
+                    approval.statement.changes().get(&change.path) == Some(&change.content)
+                        && eligible(&crate::signing::approval::Approver {
+                            principal: approval.statement.principal().to_owned(),
+                            fingerprint: approval.fingerprint.clone(),
+                            file: String::new(),
+                        })
+                })
+                .map(|(file, approval, problem)| {
+                    format!("{} ({file}): {problem}", approval.statement.principal())
+                }),
+        );
         ApprovalCount {
             path: change.path.clone(),
             content: change.content,
@@ -804,13 +904,16 @@ impl<'r> Judge<'r, '_> {
             approved_at,
             max_age_seconds: authority.trust().approval_max_age_seconds(),
             not_counted,
+            statements,
             sudoers: authority.sudoers(sys_path),
         }
     }
 
-    /// The trust after an authorised commit: its own policies and settings, and its signers
-    /// file when it introduced a change to it (else the signers of the parent it came from,
-    /// `signers_source`).
+    /// The trust after an authorised commit. Its authority files are the parent's trusted ones
+    /// with the commit's own (judged) changes; for a merge, its tree's, every path of which was
+    /// either judged or taken cleanly from a parent that trusted it. Its signers are those of
+    /// the parent its `.sealops/allowed_signers` came from (`signers_source`), or the file's
+    /// content when the commit changed it.
     fn next_state(
         &mut self,
         state: &State,
@@ -820,17 +923,48 @@ impl<'r> Judge<'r, '_> {
         report: &mut CommitReport,
     ) -> State {
         let oid = report.commit;
-        let authority = match self.authority_of(tree) {
-            Ok(authority) => authority,
-            Err(error) => {
-                report.violations.push(Violation {
-                    commit: oid,
-                    path: Some(error.file.clone()),
-                    kind: ViolationKind::BrokenAuthority {
-                        problem: error.problem,
-                    },
-                });
-                return state.clone();
+        let broken = |report: &mut CommitReport, error: AuthorityError| {
+            report.violations.push(Violation {
+                commit: oid,
+                path: Some(error.file.clone()),
+                kind: ViolationKind::BrokenAuthority {
+                    problem: error.problem,
+                },
+            });
+        };
+        let touched = report
+            .changes
+            .iter()
+            .any(|change| is_authority_file(&change.path));
+        let files = if parent_states.len() > 1 || parent_states.is_empty() {
+            match authority_files(self.repo, tree) {
+                Ok(files) => Rc::new(files),
+                Err(error) => {
+                    broken(report, error);
+                    return state.clone();
+                }
+            }
+        } else if touched {
+            let mut files = (*state.files).clone();
+            for change in report.changes.iter().filter(|c| is_authority_file(&c.path)) {
+                match change.content {
+                    ApprovedContent::Blob(id) => files.insert(change.path.clone(), id),
+                    ApprovedContent::Deleted => files.remove(&change.path),
+                };
+            }
+            Rc::new(files)
+        } else {
+            state.files.clone()
+        };
+        let authority = if Rc::ptr_eq(&files, &state.files) {
+            state.authority.clone()
+        } else {
+            match self.authority_from(&files) {
+                Ok(authority) => authority,
+                Err(error) => {
+                    broken(report, error);
+                    return state.clone();
+                }
             }
         };
         let signers = match (signers_source, parent_states.is_empty()) {
@@ -854,16 +988,16 @@ impl<'r> Judge<'r, '_> {
                     Rc::new(AllowedSigners::parse("", SIGNERS_FILE).expect("an empty file parses"))
                 }
                 Err(e) => {
-                    report.violations.push(Violation {
-                        commit: oid,
-                        path: Some(SIGNERS_FILE.to_owned()),
-                        kind: ViolationKind::BrokenAuthority { problem: e.problem },
-                    });
+                    broken(report, e);
                     return state.clone();
                 }
             },
         };
-        State { signers, authority }
+        State {
+            signers,
+            authority,
+            files,
+        }
     }
 
     /// The trees of the merge bases of two commits (several after criss-cross merges; none
@@ -906,6 +1040,7 @@ impl<'r> Judge<'r, '_> {
         &mut self,
         parents: &[Commit<'_>],
         parent_trees: &[Tree<'_>],
+        parent_states: &[State],
         tree: &Tree<'_>,
     ) -> Result<(Vec<PathChange>, Option<usize>), AuthzError> {
         let first = parent_trees.first();
@@ -936,6 +1071,20 @@ impl<'r> Judge<'r, '_> {
                 .map_err(git_error("a diff"))?;
             paths.extend(found.iter().map(|c| c.path.clone()));
         }
+        // Authority files whose content a parent's tree holds but that parent does not trust
+        // (it sits on an old ancestor of the base) are judged too, even where every parent's
+        // tree agrees: otherwise a merge would make revoked policies the authority in force.
+        let merged_files = authority_files(self.repo, tree).map_err(|e| AuthzError::Git {
+            what: "the authority files of a merge".to_owned(),
+            source: git2::Error::from_str(&e.to_string()),
+        })?;
+        for state in parent_states {
+            for path in state.files.keys().chain(merged_files.keys()) {
+                if state.files.get(path) != merged_files.get(path) {
+                    paths.insert(path.clone());
+                }
+            }
+        }
         let mut signers_source = Some(0);
         for path in paths {
             let merged = self.trees.id(tree, &path);
@@ -943,9 +1092,14 @@ impl<'r> Judge<'r, '_> {
                 .iter()
                 .map(|t| self.trees.id(t, &path))
                 .collect();
+            let authority_path = is_authority_file(&path);
+            let trusted: Vec<Option<Oid>> = parent_states
+                .iter()
+                .map(|state| state.files.get(&path).copied())
+                .collect();
             let mut source = None;
             for (i, content) in held.iter().enumerate() {
-                if *content != merged {
+                if *content != merged || (authority_path && trusted[i] != merged) {
                     continue;
                 }
                 let mut clean = true;
@@ -954,15 +1108,23 @@ impl<'r> Judge<'r, '_> {
                         continue;
                     }
                     let bases = self.merge_base_trees(parents[i].id(), parents[j].id())?;
-                    // `i` changed the path since every merge base it shares with `j`; with
-                    // no merge base (unrelated histories) nothing shows that it did.
-                    let changed = !bases.is_empty()
-                        && bases.iter().all(|&base| {
-                            self.trees
-                                .tree(base)
-                                .is_ok_and(|b| self.trees.id(&b, &path) != *content)
-                        });
-                    if !changed {
+                    // A three-way merge takes `i`'s content only when `i` changed the path
+                    // since every merge base it shares with `j` and `j` did not: when both
+                    // changed it, taking one side discards the other's change (a conflict
+                    // resolution). With no merge base (unrelated histories) nothing shows
+                    // that either did.
+                    let mut at_bases = Vec::with_capacity(bases.len());
+                    for &base in bases.iter() {
+                        let base = self.trees.tree(base).map_err(git_error("a merge base"))?;
+                        at_bases.push(self.trees.id(&base, &path));
+                    }
+                    let i_changed =
+                        !at_bases.is_empty() && at_bases.iter().all(|at| at != content);
+                    // `j` holds what a merge base held: nothing newer than what `i` moved on
+                    // from (after criss-cross merges the bases differ, as git's virtual base
+                    // would show).
+                    let j_unchanged = at_bases.iter().any(|at| at == other);
+                    if !(i_changed && j_unchanged) {
                         clean = false;
                         break;
                     }
@@ -978,21 +1140,19 @@ impl<'r> Judge<'r, '_> {
             if source.is_some() {
                 continue;
             }
-            // Measured against the first parent, unless the merge keeps the first parent's
-            // content: then against the parent whose change it drops.
-            let against = if held[0] != merged {
-                0
-            } else {
-                held.iter().position(|c| *c != merged).unwrap_or(0)
-            };
-            changes.push(path_change(
-                &path,
-                held[against],
-                merged,
-                Some(parents[against].id()),
-            ));
+            // The merger's own change, judged against every parent whose content it discards
+            // (authority files: what that parent trusts), so no parent's change is undone
+            // unjudged.
+            let before = if authority_path { &trusted } else { &held };
+            for (j, old) in before.iter().enumerate() {
+                if *old != merged {
+                    changes.push(path_change(&path, *old, merged, Some(parents[j].id())));
+                }
+            }
         }
         self.fill_keys(&mut changes, parents, parent_trees, tree);
+        // One judgement per distinct change: parents that held the same old content need it once.
+        changes.dedup_by(|b, a| a.path == b.path && a.kind == b.kind && a.keys == b.keys);
         Ok((changes, signers_source))
     }
 
