@@ -69,6 +69,11 @@ impl Clock {
         self
     }
 
+    /// Now, Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
     /// When `commit` was first seen: its recorded time, else now.
     pub fn seen(&self, commit: Oid) -> i64 {
         self.first_seen
@@ -713,6 +718,7 @@ impl<'r> Judge<'r, '_> {
             .repository_id()
             .unwrap_or(&self.legacy_repository_id)
             .to_owned();
+        let now = self.bootstrap.clock.now();
         let trust = state.authority.trust();
         let (max_age, skew) = (
             trust.approval_max_age_seconds(),
@@ -743,11 +749,13 @@ impl<'r> Judge<'r, '_> {
                     "it was made for repository {}, this repository is {repository}; approvals do not carry over between repositories",
                     statement.repository()
                 ))
-            } else if created > seen.saturating_add(skew) {
+            } else if created > now.saturating_add(skew) {
+                // Made after the commit was first seen is fine (approvals may follow a refused
+                // change); made in the judge's future is not.
                 Some(format!(
-                    "it is dated {}, after the commit was first seen ({}); fix the approver's clock and approve again",
+                    "it is dated {}, in the future of this judge's clock ({}); fix the approver's clock and approve again",
                     Timestamp(created),
-                    Timestamp(seen)
+                    Timestamp(now)
                 ))
             } else if seen.saturating_sub(created) > max_age {
                 Some(format!(
@@ -1118,8 +1126,7 @@ impl<'r> Judge<'r, '_> {
                         let base = self.trees.tree(base).map_err(git_error("a merge base"))?;
                         at_bases.push(self.trees.id(&base, &path));
                     }
-                    let i_changed =
-                        !at_bases.is_empty() && at_bases.iter().all(|at| at != content);
+                    let i_changed = !at_bases.is_empty() && at_bases.iter().all(|at| at != content);
                     // `j` holds what a merge base held: nothing newer than what `i` moved on
                     // from (after criss-cross merges the bases differ, as git's virtual base
                     // would show).
