@@ -474,3 +474,23 @@ fn a_controller_that_lost_its_audit_key_cannot_continue_the_trail_under_its_name
     let (code, out) = verify(&fleet);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A controller killed while it moved the audit branch leaves the ref's lock file behind. The
+/// next controller (which holds the state directory, so no other one writes here) removes a
+/// lock that predates it, instead of failing every push of its run (found as a flaky trial of
+/// the kill -9 crash test).
+#[test]
+fn a_ref_lock_left_by_a_killed_controller_does_not_stop_the_next_push() {
+    let fleet = kit::single_approver_fleet();
+    assert_eq!(once(&fleet).0, 0);
+    let lock = fleet.repo().join(".git/refs/heads/sealops/audit.lock");
+    std::fs::write(&lock, "").expect("a lock file as a killed writer leaves it");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fleet.set("apps/payments/db", "DB_PASSWORD", "after-the-kill-Value-7");
+    fleet.commit("rotate after a kill");
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+    assert!(status["audit"]["last_push_error"].is_null(), "{status:#}");
+    assert!(!lock.exists());
+}

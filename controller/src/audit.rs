@@ -31,6 +31,13 @@ pub const JOURNAL_FILE: &str = "audit-journal.jsonl";
 
 const PUSH_ATTEMPTS: u32 = 12;
 const STALE_REF_LOCK: Duration = Duration::from_secs(30);
+/// A ref lock older than this that was there before this process started was left by a killed
+/// writer (the controller before a kill -9, which holds the state directory lock, so no other
+/// controller writes here): a ref update holds its lock for milliseconds.
+const STALE_INHERITED_REF_LOCK: Duration = Duration::from_secs(1);
+
+/// When this process opened its audit trail.
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
 
 /// An open trail: the chain and its journal.
 #[derive(Debug)]
@@ -69,6 +76,7 @@ impl Audit {
     /// Opens the trail in `state_dir`. A journal that cannot be opened is not fatal here: the
     /// controller keeps serving status, and refuses every action until it can record it.
     pub fn open(state_dir: &Path, controller: &str, node: &str) -> Self {
+        STARTED.get_or_init(std::time::SystemTime::now);
         let audit = Self {
             controller: controller.to_owned(),
             node: node.to_owned(),
@@ -334,12 +342,15 @@ impl<'s> Publisher<'s> {
                         // much older than that was left by a killed writer, and would refuse
                         // every update from now on.
                         let lock = repo.path().join(format!("{reference}.lock"));
-                        if std::fs::metadata(&lock)
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.elapsed().ok())
-                            .is_some_and(|age| age > STALE_REF_LOCK)
-                        {
+                        let modified = std::fs::metadata(&lock).and_then(|m| m.modified()).ok();
+                        let age = modified.and_then(|t| t.elapsed().ok());
+                        let inherited = modified
+                            .zip(STARTED.get())
+                            .is_some_and(|(modified, started)| modified < *started);
+                        let stale = age.is_some_and(|age| {
+                            age > STALE_REF_LOCK || (inherited && age > STALE_INHERITED_REF_LOCK)
+                        });
+                        if stale {
                             tracing::warn!(file = %lock.display(), "removing a stale ref lock");
                             let _ = std::fs::remove_file(&lock);
                         }
