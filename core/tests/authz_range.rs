@@ -899,6 +899,21 @@ fn dev_policy_with(extra: &str) -> String {
 }
 
 impl Fixture {
+    /// The approval files of `commit`'s tree, asserting that `path` is rejected saying `why`.
+    fn rejected_at(&self, commit: Oid, path: &str, why: &str) -> ApprovalSet {
+        let repo = self.repo.open();
+        let tree = repo.find_commit(commit).unwrap().tree().unwrap();
+        let set = ApprovalSet::load(&repo, &tree, &self.bootstrap().signers).unwrap();
+        assert!(
+            set.rejected
+                .iter()
+                .any(|(p, e)| p == path && e.to_string().contains(why)),
+            "{:?}",
+            set.rejected
+        );
+        set
+    }
+
     /// Runs git signing with `key` (at T_2024) and returns HEAD; the command must succeed.
     fn git_signed(&self, key: &TestKey, args: &[&str]) -> Oid {
         let out = self.git_with_key(key, args);
@@ -1484,17 +1499,8 @@ fn a_renamed_copy_of_an_approval_counts_for_nothing() {
         approval_count(&report, change, POLICY).approvers,
         ["alice@example.com"]
     );
-    let repo = f.repo.open();
-    let tree = repo.find_commit(head).unwrap().tree().unwrap();
-    let set = ApprovalSet::load(&repo, &tree, &f.bootstrap().signers).unwrap();
+    let set = f.rejected_at(head, &renamed, "renamed copy");
     assert!(set.verified.is_empty());
-    assert!(
-        set.rejected
-            .iter()
-            .any(|(p, e)| *p == renamed && e.to_string().contains("renamed copy")),
-        "{:?}",
-        set.rejected
-    );
 
     // Control: the same statement under its own name counts.
     let head = f.commit_as(
@@ -1554,16 +1560,7 @@ fn an_old_approval_cannot_be_replayed_after_the_content_was_replaced() {
             .any(|n| n.contains(&x_approval.repo_path()) && n.contains("already in the base")),
         "{count:?}"
     );
-    let repo = f.repo.open();
-    let tree = repo.find_commit(replay).unwrap().tree().unwrap();
-    let set = ApprovalSet::load(&repo, &tree, &f.bootstrap().signers).unwrap();
-    assert!(
-        set.rejected
-            .iter()
-            .any(|(p, e)| *p == copy && e.to_string().contains("renamed copy")),
-        "{:?}",
-        set.rejected
-    );
+    f.rejected_at(replay, &copy, "renamed copy");
 }
 
 /// 2b'. Spent is decided by the statement, not the file name: the base holds the old approval
@@ -1697,16 +1694,7 @@ fn a_version_1_statement_does_not_count() {
         approval_count(&report, change, POLICY).approvers,
         ["alice@example.com"]
     );
-    let repo = f.repo.open();
-    let tree = repo.find_commit(head).unwrap().tree().unwrap();
-    let set = ApprovalSet::load(&repo, &tree, &f.bootstrap().signers).unwrap();
-    assert!(
-        set.rejected
-            .iter()
-            .any(|(p, e)| *p == path && e.to_string().contains("version 1")),
-        "{:?}",
-        set.rejected
-    );
+    f.rejected_at(head, &path, "version 1");
 }
 
 /// 2e. `trust.approval_max_age` (default 14d) at the judging time: 13 days old counts, 15 days
