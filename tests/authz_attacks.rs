@@ -11,11 +11,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::controller::kit;
 use common::controller::{Fleet, PASSWORD};
-use common::{SshSigner, World, commit_signed, git, ssh_keygen};
+use common::{SshSigner, World, commit_signed, git, git_with_env, ssh_keygen};
 
 /// The Fleet's policy with every capability, incl. sudo on `sys/*`.
 const ADMIN_POLICY_NAME: &str = "admin";
@@ -95,18 +94,7 @@ impl Scene {
             );
         }
         if one_approval {
-            let file = fleet.repo().join(".sealops/config.yaml");
-            let text = std::fs::read_to_string(&file).expect("repository config");
-            let one = if text.contains("required_approvals: 2") {
-                text.replace("required_approvals: 2", "required_approvals: 1")
-            } else {
-                assert!(
-                    !text.contains("trust:"),
-                    "unexpected trust settings:\n{text}"
-                );
-                format!("{text}trust:\n  required_approvals: 1\n")
-            };
-            std::fs::write(&file, one).expect("config");
+            kit::require_one_approval(&fleet);
         }
         let anchor = kit::amend_first_commit(&fleet, Some(&fleet.alice));
         let scene = Self {
@@ -262,26 +250,13 @@ fn approve_in(world: &World, signer: &SshSigner, paths: &[&str]) -> Vec<String> 
 /// environment `env` (e.g. `GIT_COMMITTER_DATE`); returns stdout, panics on failure.
 fn git_as(dir: &Path, signer: &SshSigner, env: &[(&str, &str)], args: &[&str]) -> String {
     let key = format!("user.signingkey={}", signer.private.display());
-    let mut cmd = Command::new("git");
-    cmd.args(["-c", "gpg.format=ssh", "-c", &key])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com");
-    for (name, value) in env {
-        cmd.env(name, value);
-    }
-    let out = cmd.output().expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
+    let signing = ["-c", "gpg.format=ssh", "-c", &key];
+    let all: Vec<&str> = signing
+        .iter()
+        .copied()
+        .chain(args.iter().copied())
+        .collect();
+    git_with_env(dir, env, &all)
 }
 
 /// Stages everything and commits it signed by `signer`, dated `date` (a git date, e.g.

@@ -220,6 +220,13 @@ pub mod kit {
     /// her signature alone. The first commit is rewritten before any controller has seen it.
     pub fn single_approver_fleet() -> Fleet {
         let fleet = Fleet::new();
+        require_one_approval(&fleet);
+        amend_first_commit(&fleet, Some(&fleet.alice));
+        fleet
+    }
+
+    /// Sets `trust.required_approvals: 1` in the work tree's `.sealops/config.yaml`.
+    pub fn require_one_approval(fleet: &Fleet) {
         let file = fleet.repo().join(".sealops/config.yaml");
         let text = std::fs::read_to_string(&file).expect("repository config");
         let one = if text.contains("required_approvals: 2") {
@@ -233,8 +240,6 @@ pub mod kit {
             format!("{text}trust:\n  required_approvals: 1\n")
         };
         std::fs::write(&file, one).expect("write config");
-        amend_first_commit(&fleet, Some(&fleet.alice));
-        fleet
     }
 
     /// Rewrites the branch's only commit with the working tree, signed by `signer` (or not

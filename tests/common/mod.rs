@@ -94,6 +94,11 @@ impl World {
 
 /// Runs git in `dir` with a neutral configuration; panics on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with_env(dir, &[], args)
+}
+
+/// [`git`] with extra environment variables (e.g. `GIT_COMMITTER_DATE`).
+pub fn git_with_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
     let out = StdCommand::new("git")
         .args(args)
         .current_dir(dir)
@@ -103,6 +108,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_AUTHOR_EMAIL", "test@example.com")
         .env("GIT_COMMITTER_NAME", "Test")
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .envs(env.iter().copied())
         .output()
         .expect("git runs");
     assert!(
