@@ -2198,3 +2198,128 @@ fn an_approval_made_after_the_commit_was_first_seen_counts() {
     let report = f.judge_at(head, clock);
     assert!(report.is_authorised(), "{:?}", kinds(&report));
 }
+
+// --- 5. Found by attacking the controller's pinned range (red team, second round) ------------
+
+/// A grant and its revocation both in the range (the controller's base stays behind while a
+/// refused commit blocks it): a side branch made from the granting commit is judged under the
+/// mainline's trust at its merge too, where the grant is revoked.
+#[test]
+fn a_side_branch_from_a_revoked_grant_is_judged_under_the_mainline_at_its_merge() {
+    let (f, old, _base) = revoked_capability();
+    f.repo
+        .git_ok(&["checkout", "-q", "-b", "side", &old.to_string()]);
+    let cache = "secrets/infra/cache.yaml";
+    let side = f.commit_as(
+        &f.carol,
+        T_2024,
+        &[(cache, Some(&manifest("infra/cache", &[("HOST", "c")])))],
+    );
+    f.repo.git_ok(&["checkout", "-q", "main"]);
+    let merge = f.git_signed(
+        &f.carol,
+        &["merge", "-q", "-S", "--no-ff", "--no-edit", "side"],
+    );
+    let report = f.judge(merge);
+    assert_missing_capability(&report, side, cache, "carol@example.com", Operation::Create);
+}
+
+/// A statement of the commit's own signer (who counts by signing) is used by that commit too:
+/// it cannot approve the same content again later in the range.
+#[test]
+fn the_signers_own_statement_is_used_with_the_commit() {
+    let f = Fixture::new();
+    let x = dev_policy_with("x");
+    let y = dev_policy_with("y");
+    let own = statement(
+        &f.alice,
+        REPOSITORY_ID,
+        "alice@example.com",
+        T_2024,
+        POLICY,
+        blob(&x),
+    );
+    let bobs = statement(
+        &f.bob,
+        REPOSITORY_ID,
+        "bob@example.com",
+        T_2024,
+        POLICY,
+        blob(&x),
+    );
+    f.commit_as(
+        &f.alice,
+        T_2024,
+        &[
+            (POLICY, Some(&x)),
+            (&own.repo_path(), Some(&own.contents)),
+            (&bobs.repo_path(), Some(&bobs.contents)),
+        ],
+    );
+    f.commit_as(&f.alice, T_2024, &[(POLICY, Some(&y))]);
+    f.approve(
+        &f.bob,
+        "bob@example.com",
+        T_2024,
+        POLICY,
+        blob(&y),
+        &f.alice,
+    );
+    let again = f.commit_as(&f.carol, T_2024, &[(POLICY, Some(&x))]);
+    let report = f.judge(again);
+    assert_approvals_short(&report, again, POLICY, "sys/policy/dev");
+    let count = approval_count(&report, again, POLICY);
+    assert!(count.approvers.is_empty(), "{count:?}");
+    assert!(
+        count
+            .not_counted
+            .iter()
+            .any(|n| n.starts_with("alice@example.com") && n.contains("already approved")),
+        "{count:?}"
+    );
+}
+
+/// A statement's other change made only by a refused commit (and reverted) does not let the
+/// statement approve the rest.
+#[test]
+fn a_statement_whose_other_change_was_refused_does_not_count() {
+    let f = Fixture::new();
+    let wider = dev_policy_with("infra");
+    let admin = identity("carol@example.com", "admin");
+    let both = ApprovalStatement::new(
+        REPOSITORY_ID,
+        "bob@example.com",
+        T_2024,
+        [
+            ("identities/carol.yaml".to_owned(), blob(&admin)),
+            (POLICY.to_owned(), blob(&wider)),
+        ],
+    )
+    .unwrap()
+    .sign(&SigningKey::load(&f.bob.private).unwrap())
+    .unwrap();
+    f.commit_as(
+        &f.carol,
+        T_2024,
+        &[(&both.repo_path(), Some(&both.contents))],
+    );
+    let refused = f.commit_as(&f.carol, T_2024, &[(POLICY, Some(&wider))]);
+    f.commit_as(&f.carol, T_2024, &[(POLICY, Some(DEV_POLICY))]);
+    let grant = f.commit_as(&f.alice, T_2024, &[("identities/carol.yaml", Some(&admin))]);
+    let report = f.judge(grant);
+    assert!(!commit_report(&report, refused).violations.is_empty());
+    assert_approvals_short(
+        &report,
+        grant,
+        "identities/carol.yaml",
+        "sys/identities/carol",
+    );
+    let count = approval_count(&report, grant, "identities/carol.yaml");
+    assert!(
+        count
+            .not_counted
+            .iter()
+            .any(|n| n.contains("no authorised commit")),
+        "{count:?}"
+    );
+}

@@ -285,6 +285,9 @@ pub struct ApprovalCount {
     /// (expired, spent, another repository, a key no longer valid).
     pub not_counted: Vec<String>,
     /// The statement ids ([`crate::signing::approval::statement_id`]) of the counted approvals.
+    pub counted_statements: Vec<String>,
+    /// Every statement that approves exactly this content here, counted or not (the signer's
+    /// own, a second one by a counted principal): all are used once the commit is authorised.
     pub statements: Vec<String>,
     /// Everyone holding sudo on `sys_path`: who may still approve.
     pub sudoers: Vec<String>,
@@ -345,6 +348,13 @@ struct Judge<'r, 't> {
     /// Every `(path, content)` a commit of the range changes: a statement counts only when
     /// every change it lists is made in the range, never for a subset of them.
     realised: std::collections::HashSet<(String, ApprovedContent)>,
+    /// Statements an earlier pass found counted although some change they list was made by no
+    /// authorised commit.
+    excluded: &'t std::collections::HashSet<String>,
+    /// The changes each statement seen lists, by statement id.
+    statement_changes: HashMap<String, Vec<(String, ApprovedContent)>>,
+    /// Violations of side commits judged under the mainline's trust at their merge.
+    rebased_violations: HashMap<Oid, Vec<Violation>>,
     /// The repository id approvals must name while the configuration sets none: derived from
     /// the base's first commit, so it differs between unrelated repositories.
     legacy_repository_id: String,
@@ -378,6 +388,30 @@ pub fn authorise_range_in(
     head: Oid,
     bootstrap: &Bootstrap,
 ) -> Result<RangeReport, AuthzError> {
+    // A statement counts only when every change it lists is made by an authorised commit of
+    // the range. Which commits are authorised depends on which statements count, so statements
+    // found wanting are excluded and the range judged again, until none is (each pass excludes
+    // at least one more statement, so this ends).
+    let mut excluded = std::collections::HashSet::new();
+    loop {
+        let (report, wanting) = judge_range(trees, base, head, bootstrap, &excluded)?;
+        let before = excluded.len();
+        excluded.extend(wanting);
+        if excluded.len() == before {
+            return Ok(report);
+        }
+    }
+}
+
+/// One pass over the range; returns the report and the counted statements some of whose
+/// changes no authorised commit made.
+fn judge_range(
+    trees: &Trees<'_>,
+    base: Oid,
+    head: Oid,
+    bootstrap: &Bootstrap,
+    excluded: &std::collections::HashSet<String>,
+) -> Result<(RangeReport, Vec<String>), AuthzError> {
     let repo = trees.repo();
     let head_commit = repo
         .find_commit(head)
@@ -395,6 +429,9 @@ pub fn authorise_range_in(
         spent: None,
         used: std::collections::HashSet::new(),
         realised: std::collections::HashSet::new(),
+        excluded,
+        statement_changes: HashMap::new(),
+        rebased_violations: HashMap::new(),
         legacy_repository_id: String::new(),
         merge_bases: HashMap::new(),
     };
@@ -434,15 +471,104 @@ pub fn authorise_range_in(
     for &oid in &order {
         judge.realise(oid)?;
     }
-    let mut commits = Vec::with_capacity(order.len());
-    for oid in order {
-        commits.push(judge.commit(oid)?);
+
+    // Commits are judged as the branch took them in: along the head's first-parent chain
+    // (the mainline), each merge after the side commits it brings. A side commit is judged
+    // under its own parents' trust *and* under the mainline's trust just before the merge
+    // that brings it in, as `sealops check` judged its pull request against the target
+    // branch: a capability granted and revoked again on the mainline cannot be used by a
+    // side branch made from the commit that granted it.
+    let index: HashMap<Oid, usize> = order.iter().enumerate().map(|(i, o)| (*o, i)).collect();
+    let mut mainline = Vec::new();
+    let mut next = Some(head);
+    while let Some(oid) = next.filter(|o| index.contains_key(o)) {
+        mainline.push(oid);
+        next = repo
+            .find_commit(oid)
+            .map_err(git_error(format!("commit {oid}")))?
+            .parent_ids()
+            .next();
     }
-    Ok(RangeReport {
-        base,
-        head,
-        commits,
-    })
+    mainline.reverse();
+    let on_mainline: std::collections::HashSet<Oid> = mainline.iter().copied().collect();
+    let mut assigned: std::collections::HashSet<Oid> = on_mainline.clone();
+    let mut commits = Vec::with_capacity(order.len());
+    for (k, &merge) in mainline.iter().enumerate() {
+        let mut group = Vec::new();
+        let mut queue: Vec<Oid> = repo
+            .find_commit(merge)
+            .map_err(git_error(format!("commit {merge}")))?
+            .parent_ids()
+            .skip(1)
+            .collect();
+        while let Some(oid) = queue.pop() {
+            if !index.contains_key(&oid) || !assigned.insert(oid) {
+                continue;
+            }
+            group.push(oid);
+            queue.extend(
+                repo.find_commit(oid)
+                    .map_err(git_error(format!("commit {oid}")))?
+                    .parent_ids(),
+            );
+        }
+        group.sort_by_key(|oid| index[oid]);
+        if !group.is_empty() {
+            let mainline_state = match k.checked_sub(1).map(|j| mainline[j]) {
+                Some(previous) => judge.states.get(&previous).cloned(),
+                None => None,
+            }
+            .unwrap_or_else(|| judge.base_state.clone().expect("set above"));
+            judge.judge_rebased(&group, mainline_state)?;
+        }
+        for oid in group.into_iter().chain([merge]) {
+            commits.push(judge.commit(oid)?);
+        }
+    }
+
+    // What authorised commits made, and the counted statements some of whose changes none made.
+    let mut made = std::collections::HashSet::new();
+    for report in commits.iter().filter(|c| c.violations.is_empty()) {
+        if report.parents.len() > 1 {
+            made.extend(report.changes.iter().map(|c| (c.path.clone(), c.content)));
+            continue;
+        }
+        let commit = repo
+            .find_commit(report.commit)
+            .map_err(git_error(format!("commit {}", report.commit)))?;
+        let tree = commit.tree().map_err(git_error("a tree"))?;
+        let parent = commit.parents().next().map(|p| p.tree()).transpose();
+        let parent = parent.map_err(git_error("a tree"))?;
+        let found = trees
+            .changes(parent.as_ref(), &tree)
+            .map_err(git_error("a diff"))?;
+        made.extend(found.iter().map(|c| {
+            (
+                c.path.clone(),
+                c.new
+                    .map_or(ApprovedContent::Deleted, ApprovedContent::Blob),
+            )
+        }));
+    }
+    let mut wanting = Vec::new();
+    for report in commits.iter().filter(|c| c.violations.is_empty()) {
+        for count in &report.approvals {
+            for id in &count.counted_statements {
+                let lists = judge.statement_changes.get(id);
+                if lists.is_some_and(|l| l.iter().any(|change| !made.contains(change))) {
+                    wanting.push(id.clone());
+                }
+            }
+        }
+    }
+    Ok((
+        RangeReport {
+            base,
+            head,
+            commits,
+        },
+        wanting,
+    ))
 }
 
 /// The repository id approvals name in a repository whose configuration sets no
@@ -467,6 +593,32 @@ impl<'r> Judge<'r, '_> {
         let loaded = Authority::from_files(self.repo, files).map(Rc::new);
         self.authorities.insert(files.clone(), loaded.clone());
         loaded
+    }
+
+    /// Judges the side commits `group` (parents first) as if made on the mainline state
+    /// `mainline`: parents outside the group stand for it. Their violations are kept for the
+    /// normal judgement; nothing else of this pass is kept.
+    fn judge_rebased(&mut self, group: &[Oid], mainline: State) -> Result<(), AuthzError> {
+        let states = std::mem::take(&mut self.states);
+        let base = self.base_state.replace(mainline);
+        let used = self.used.clone();
+        let mut result = Ok(());
+        for &oid in group {
+            match self.commit(oid) {
+                Ok(report) if !report.violations.is_empty() => {
+                    self.rebased_violations.insert(oid, report.violations);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.states = states;
+        self.base_state = base;
+        self.used = used;
+        result
     }
 
     /// Records what commit `oid` changes relative to each parent.
@@ -663,6 +815,13 @@ impl<'r> Judge<'r, '_> {
             }
         }
 
+        if let Some(rebased) = self.rebased_violations.get(&oid) {
+            for violation in rebased {
+                if !report.violations.contains(violation) {
+                    report.violations.push(violation.clone());
+                }
+            }
+        }
         let after = if report.violations.is_empty() {
             for count in &report.approvals {
                 for statement in &count.statements {
@@ -732,6 +891,15 @@ impl<'r> Judge<'r, '_> {
         for (file, approval) in std::mem::take(&mut set.verified) {
             let statement = &approval.statement;
             let created = statement.created();
+            self.statement_changes
+                .entry(approval.id.clone())
+                .or_insert_with(|| {
+                    statement
+                        .changes()
+                        .iter()
+                        .map(|(path, content)| (path.clone(), *content))
+                        .collect()
+                });
             let unrealised = statement
                 .changes()
                 .iter()
@@ -740,6 +908,8 @@ impl<'r> Judge<'r, '_> {
                 // Already in the base (under any name): it approved an earlier change, so a
                 // revert to old, once-approved content needs new approvals.
                 Some("its statement is already in the base, where it approved an earlier change; approvals are used once: approve again".to_owned())
+            } else if self.excluded.contains(&approval.id) {
+                Some("it approves changes together, and no authorised commit of the range makes all of them (one was refused): approve the changes made here".to_owned())
             } else if let Some((path, _)) = unrealised {
                 Some(format!(
                     "it approves a change of {path} that this range does not make; a statement approves its changes together, never a part of them: approve the changes made here"
@@ -862,7 +1032,13 @@ impl<'r> Judge<'r, '_> {
                 .is_some_and(|a| self.used.contains(&(a.id.clone(), change.path.clone())))
         };
         let mut approved_at = BTreeMap::new();
-        let mut statements = Vec::new();
+        let mut counted_statements = Vec::new();
+        let statements: Vec<String> = set
+            .verified
+            .iter()
+            .filter(|(_, a)| a.statement.changes().get(&change.path) == Some(&change.content))
+            .map(|(_, a)| a.id.clone())
+            .collect();
         let unused = |a: &crate::signing::approval::Approver| eligible(a) && !used_here(&a.file);
         for approver in set.approvers_of_where(&change.path, &change.content, unused) {
             let counts =
@@ -871,7 +1047,7 @@ impl<'r> Judge<'r, '_> {
                 keys.insert(approver.fingerprint.clone());
                 if let Some(approval) = statement_of(&approver.file) {
                     approved_at.insert(approver.principal.clone(), approval.statement.created());
-                    statements.push(approval.id.clone());
+                    counted_statements.push(approval.id.clone());
                 }
                 approvers.push(approver.principal);
             }
@@ -912,6 +1088,7 @@ impl<'r> Judge<'r, '_> {
             approved_at,
             max_age_seconds: authority.trust().approval_max_age_seconds(),
             not_counted,
+            counted_statements,
             statements,
             sudoers: authority.sudoers(sys_path),
         }
