@@ -147,8 +147,10 @@ sealops check --base origin/main -o sarif > sealops.sarif\n  sealops check --bas
     Check(cmd::check::CheckArgs),
     /// Sign an approval of exact contents (blob ids) into .sealops/approvals/.
     #[command(
-        after_help = "-i KEY is the approver's SSH private key (ssh-agent is not supported). \
-Statements bind content, not commits: they survive rebase and squash-merge.\n\n\
+        after_help = "-i KEY is the approver's SSH private key; without it, the one ssh-agent key that \
+.sealops/allowed_signers lets approve signs. Statements name this repository (repository_id) and \
+bind content, not commits: they survive rebase and squash-merge, and count for \
+trust.approval_max_age.\n\n\
 Examples:\n  sealops approve -i ~/.ssh/id_ed25519 policies/payments.hcl\n  \
 sealops approve -i ~/.ssh/id_ed25519 --range origin/main..HEAD\n  git add .sealops/approvals && git commit -S -m 'approve'"
     )]
