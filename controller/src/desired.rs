@@ -8,8 +8,9 @@
 //! later commit puts every path it touched back as it was in the applied commit (a revert);
 //! nothing a refused commit introduced is ever applied.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use git2::{Oid, Repository, Tree};
 use sealops_core::authz::{Bootstrap, Clock, ViolationKind, authorise_range_in};
@@ -205,36 +206,65 @@ fn select_inner(
             )
         })
         .collect();
-    let violating: Vec<(Oid, Vec<String>)> = report
+    // Per commit of the range, in its topological order: whether it descends from the base,
+    // and the paths refused ancestors touched (they must be as in the base for it to be
+    // applied). One pass, rather than a graph walk per candidate and refused commit.
+    let mut descends: HashMap<Oid, bool> = HashMap::new();
+    let mut tainted: HashMap<Oid, Rc<BTreeSet<String>>> = HashMap::new();
+    let violating: HashMap<Oid, Vec<&String>> = report
         .commits
         .iter()
         .filter(|c| !c.violations.is_empty())
-        .map(|c| {
-            (
-                c.commit,
-                c.changes.iter().map(|ch| ch.path.clone()).collect(),
-            )
-        })
+        .map(|c| (c.commit, c.changes.iter().map(|ch| &ch.path).collect()))
         .collect();
+    for commit in &report.commits {
+        let mut from_base = false;
+        let mut paths: Option<Rc<BTreeSet<String>>> = None;
+        for parent in &commit.parents {
+            from_base |= *parent == base || descends.get(parent).copied().unwrap_or(false);
+            let Some(inherited) = tainted.get(parent) else {
+                continue;
+            };
+            let extra: Vec<&String> = violating.get(parent).cloned().unwrap_or_default();
+            paths = Some(match paths {
+                None if extra.is_empty() => inherited.clone(),
+                current => {
+                    let mut set: BTreeSet<String> = current.as_deref().cloned().unwrap_or_default();
+                    set.extend(inherited.iter().cloned());
+                    set.extend(extra.into_iter().cloned());
+                    Rc::new(set)
+                }
+            });
+        }
+        descends.insert(commit.commit, from_base);
+        tainted.insert(commit.commit, paths.unwrap_or_default());
+    }
 
     // Newest first along the first-parent chain down to the base. Only descendants of the base
     // are candidates: a merge whose first parent is older than the base (or off to the side)
     // must not lead the walk to a commit that would roll the outputs back.
     let mut candidate = head;
     let chosen = loop {
-        if candidate == base
-            || !repo
-                .graph_descendant_of(candidate, base)
-                .map_err(|e| git_refusal("the commit graph", e))?
-        {
+        if candidate == base || !descends.get(&candidate).copied().unwrap_or(false) {
             break None;
+        }
+        if !violating.contains_key(&candidate) {
+            let tree = repo
+                .find_commit(candidate)
+                .and_then(|c| c.tree())
+                .map_err(|e| git_refusal("a tree", e))?;
+            let clean = tainted.get(&candidate).is_none_or(|paths| {
+                paths
+                    .iter()
+                    .all(|p| entry(&tree, p) == entry(&base_tree, p))
+            });
+            if clean {
+                break Some(candidate);
+            }
         }
         let commit = repo
             .find_commit(candidate)
             .map_err(|e| git_refusal("a commit", e))?;
-        if acceptable(repo, &violating, &base_tree, candidate)? {
-            break Some(candidate);
-        }
         match commit.parent_ids().next() {
             Some(parent) => candidate = parent,
             None => break None,
@@ -280,38 +310,6 @@ fn record_first_seen(
     let in_range: HashSet<Oid> = range.iter().map(|(oid, _)| *oid).collect();
     first_seen.retain(|oid, _| in_range.contains(oid));
     Ok(range)
-}
-
-/// Whether `candidate` may be applied: it is not refused itself, and every path a refused
-/// ancestor touched is, in `candidate`, as it was in the base.
-fn acceptable(
-    repo: &Repository,
-    violating: &[(Oid, Vec<String>)],
-    base_tree: &Tree<'_>,
-    candidate: Oid,
-) -> Result<bool, Refusal> {
-    let mut tainted: HashSet<&str> = HashSet::new();
-    for (commit, paths) in violating {
-        if *commit == candidate {
-            return Ok(false);
-        }
-        if repo
-            .graph_descendant_of(candidate, *commit)
-            .map_err(|e| git_refusal("the commit graph", e))?
-        {
-            tainted.extend(paths.iter().map(String::as_str));
-        }
-    }
-    if tainted.is_empty() {
-        return Ok(true);
-    }
-    let tree = repo
-        .find_commit(candidate)
-        .and_then(|c| c.tree())
-        .map_err(|e| git_refusal("a tree", e))?;
-    Ok(tainted
-        .iter()
-        .all(|path| entry(&tree, path) == entry(base_tree, path)))
 }
 
 fn repository_signers(

@@ -18,7 +18,7 @@ use crate::repo::{CONFIG_FILE, SIGNERS_FILE};
 use crate::signing::APPROVAL_NAMESPACE;
 use crate::signing::AllowedSigners;
 use crate::signing::allowed_signers::Timestamp;
-use crate::signing::approval::{ApprovalSet, ApprovedContent, statement_ids};
+use crate::signing::approval::{ApprovalSet, ApprovedContent, VerifiedBlobs, statement_ids};
 use crate::signing::commit::{CommitRejection, CommitVerdict, SeenAt, verify_commit_seen};
 use crate::signing::sshsig::SignedBy;
 
@@ -353,8 +353,14 @@ struct Judge<'r, 't> {
     excluded: &'t std::collections::HashSet<String>,
     /// The changes each statement seen lists, by statement id.
     statement_changes: HashMap<String, Vec<(String, ApprovedContent)>>,
-    /// Violations of side commits judged under the mainline's trust at their merge.
-    rebased_violations: HashMap<Oid, Vec<Violation>>,
+    /// Violations known from earlier passes (a commit judged on the trust of a branch it is
+    /// merged with): added to its report before its trust is carried on.
+    rebased_violations: Found,
+    /// Judging commits again on another branch's trust.
+    rebasing: bool,
+    /// Approval blobs verified per signers file (keyed by the `Rc`'s address, which the entry
+    /// keeps alive so the address is not reused).
+    verified_blobs: HashMap<usize, (Rc<AllowedSigners>, VerifiedBlobs)>,
     /// The repository id approvals must name while the configuration sets none: derived from
     /// the base's first commit, so it differs between unrelated repositories.
     legacy_repository_id: String,
@@ -389,29 +395,53 @@ pub fn authorise_range_in(
     bootstrap: &Bootstrap,
 ) -> Result<RangeReport, AuthzError> {
     // A statement counts only when every change it lists is made by an authorised commit of
-    // the range. Which commits are authorised depends on which statements count, so statements
-    // found wanting are excluded and the range judged again, until none is (each pass excludes
-    // at least one more statement, so this ends).
+    // the range, and a commit is authorised only when it also is on the trust of every branch
+    // it is merged with. Both depend on which commits are authorised, so each pass feeds the
+    // statements found wanting and the violations found by those comparisons into the next,
+    // until a pass finds nothing new: a commit found violating never changes the trust in
+    // force after it. Both only grow, so this ends; the bound is a backstop.
     let mut excluded = std::collections::HashSet::new();
-    loop {
-        let (report, wanting) = judge_range(trees, base, head, bootstrap, &excluded)?;
-        let before = excluded.len();
-        excluded.extend(wanting);
-        if excluded.len() == before {
+    let mut forced: HashMap<Oid, Vec<Violation>> = HashMap::new();
+    for _ in 0..MAX_PASSES {
+        let (report, wanting, found) =
+            judge_range(trees, base, head, bootstrap, &excluded, &forced)?;
+        let mut grew = false;
+        for id in wanting {
+            grew |= excluded.insert(id);
+        }
+        for (oid, violations) in found {
+            let known = forced.entry(oid).or_default();
+            for violation in violations {
+                if !known.contains(&violation) {
+                    known.push(violation);
+                    grew = true;
+                }
+            }
+        }
+        if !grew {
             return Ok(report);
         }
     }
+    Ok(judge_range(trees, base, head, bootstrap, &excluded, &forced)?.0)
 }
 
-/// One pass over the range; returns the report and the counted statements some of whose
-/// changes no authorised commit made.
+/// How many times a range is judged at most while statements and violations are still found.
+const MAX_PASSES: usize = 32;
+
+/// Violations found for commits, by commit.
+type Found = HashMap<Oid, Vec<Violation>>;
+
+/// One pass over the range, with the statements `excluded` and the violations `forced` known
+/// from earlier passes; returns the report, the counted statements some of whose changes no
+/// authorised commit made, and the violations of commits judged on the other side's trust.
 fn judge_range(
     trees: &Trees<'_>,
     base: Oid,
     head: Oid,
     bootstrap: &Bootstrap,
     excluded: &std::collections::HashSet<String>,
-) -> Result<(RangeReport, Vec<String>), AuthzError> {
+    forced: &Found,
+) -> Result<(RangeReport, Vec<String>, Found), AuthzError> {
     let repo = trees.repo();
     let head_commit = repo
         .find_commit(head)
@@ -431,7 +461,9 @@ fn judge_range(
         realised: std::collections::HashSet::new(),
         excluded,
         statement_changes: HashMap::new(),
-        rebased_violations: HashMap::new(),
+        rebased_violations: forced.clone(),
+        rebasing: false,
+        verified_blobs: HashMap::new(),
         legacy_repository_id: String::new(),
         merge_bases: HashMap::new(),
     };
@@ -472,57 +504,48 @@ fn judge_range(
         judge.realise(oid)?;
     }
 
-    // Commits are judged as the branch took them in: along the head's first-parent chain
-    // (the mainline), each merge after the side commits it brings. A side commit is judged
-    // under its own parents' trust *and* under the mainline's trust just before the merge
-    // that brings it in, as `sealops check` judged its pull request against the target
-    // branch: a capability granted and revoked again on the mainline cannot be used by a
-    // side branch made from the commit that granted it.
-    let index: HashMap<Oid, usize> = order.iter().enumerate().map(|(i, o)| (*o, i)).collect();
-    let mut mainline = Vec::new();
-    let mut next = Some(head);
-    while let Some(oid) = next.filter(|o| index.contains_key(o)) {
-        mainline.push(oid);
-        next = repo
-            .find_commit(oid)
-            .map_err(git_error(format!("commit {oid}")))?
-            .parent_ids()
-            .next();
-    }
-    mainline.reverse();
-    let on_mainline: std::collections::HashSet<Oid> = mainline.iter().copied().collect();
-    let mut assigned: std::collections::HashSet<Oid> = on_mainline.clone();
+    // Then every merge compares its sides: the commits only one parent has are judged again as
+    // if made on the other parent's trust, whichever parent is first (the attacker chooses the
+    // order). A side commit thus also answers to the trust of the branch it is merged into, as
+    // `sealops check` judged its pull request against the target branch: a capability granted
+    // and revoked again there cannot be used by a branch made from the granting commit.
     let mut commits = Vec::with_capacity(order.len());
-    for (k, &merge) in mainline.iter().enumerate() {
-        let mut group = Vec::new();
-        let mut queue: Vec<Oid> = repo
-            .find_commit(merge)
-            .map_err(git_error(format!("commit {merge}")))?
-            .parent_ids()
-            .skip(1)
-            .collect();
-        while let Some(oid) = queue.pop() {
-            if !index.contains_key(&oid) || !assigned.insert(oid) {
-                continue;
+    for &oid in &order {
+        commits.push(judge.commit(oid)?);
+    }
+    let mut found: Found = HashMap::new();
+    for report in commits.iter().filter(|c| c.parents.len() > 1) {
+        for (i, &side) in report.parents.iter().enumerate() {
+            for (j, &other) in report.parents.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let mut walk = repo.revwalk().map_err(git_error("commits"))?;
+                let group = || -> Result<Vec<Oid>, git2::Error> {
+                    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+                    walk.push(side)?;
+                    walk.hide(other)?;
+                    walk.hide(base)?;
+                    walk.collect()
+                };
+                let group = group().map_err(git_error(format!("commits {other}..{side}")))?;
+                if group.is_empty() {
+                    continue;
+                }
+                let trusted = judge
+                    .states
+                    .get(&other)
+                    .cloned()
+                    .unwrap_or_else(|| judge.base_state.clone().expect("set above"));
+                for (oid, violations) in judge.judge_rebased(&group, trusted)? {
+                    let known: &mut Vec<Violation> = found.entry(oid).or_default();
+                    for violation in violations {
+                        if !known.contains(&violation) {
+                            known.push(violation);
+                        }
+                    }
+                }
             }
-            group.push(oid);
-            queue.extend(
-                repo.find_commit(oid)
-                    .map_err(git_error(format!("commit {oid}")))?
-                    .parent_ids(),
-            );
-        }
-        group.sort_by_key(|oid| index[oid]);
-        if !group.is_empty() {
-            let mainline_state = match k.checked_sub(1).map(|j| mainline[j]) {
-                Some(previous) => judge.states.get(&previous).cloned(),
-                None => None,
-            }
-            .unwrap_or_else(|| judge.base_state.clone().expect("set above"));
-            judge.judge_rebased(&group, mainline_state)?;
-        }
-        for oid in group.into_iter().chain([merge]) {
-            commits.push(judge.commit(oid)?);
         }
     }
 
@@ -568,6 +591,7 @@ fn judge_range(
             commits,
         },
         wanting,
+        found,
     ))
 }
 
@@ -595,18 +619,25 @@ impl<'r> Judge<'r, '_> {
         loaded
     }
 
-    /// Judges the side commits `group` (parents first) as if made on the mainline state
-    /// `mainline`: parents outside the group stand for it. Their violations are kept for the
-    /// normal judgement; nothing else of this pass is kept.
-    fn judge_rebased(&mut self, group: &[Oid], mainline: State) -> Result<(), AuthzError> {
+    /// Judges the commits `group` (parents first) as if made on the trust `trusted`: parents
+    /// outside the group stand for it. Returns their violations; nothing else of this pass is
+    /// kept.
+    fn judge_rebased(
+        &mut self,
+        group: &[Oid],
+        trusted: State,
+    ) -> Result<Vec<(Oid, Vec<Violation>)>, AuthzError> {
         let states = std::mem::take(&mut self.states);
-        let base = self.base_state.replace(mainline);
+        let base = self.base_state.replace(trusted);
         let used = self.used.clone();
-        let mut result = Ok(());
+        self.rebasing = true;
+        let mut result = Ok(Vec::new());
         for &oid in group {
             match self.commit(oid) {
                 Ok(report) if !report.violations.is_empty() => {
-                    self.rebased_violations.insert(oid, report.violations);
+                    if let Ok(found) = &mut result {
+                        found.push((oid, report.violations));
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -618,6 +649,7 @@ impl<'r> Judge<'r, '_> {
         self.states = states;
         self.base_state = base;
         self.used = used;
+        self.rebasing = false;
         result
     }
 
@@ -853,10 +885,17 @@ impl<'r> Judge<'r, '_> {
         state: &State,
         seen: i64,
     ) -> Result<ApprovalSet, AuthzError> {
-        let load = |t: &Tree<'_>| {
-            ApprovalSet::load(self.repo, t, &state.signers).map_err(|e| AuthzError::Git {
-                what: "approvals".to_owned(),
-                source: git2::Error::from_str(&e.to_string()),
+        // Verified once per blob and signers file: a range loads the approvals of many trees.
+        let cache = self
+            .verified_blobs
+            .entry(Rc::as_ptr(&state.signers) as usize)
+            .or_insert_with(|| (state.signers.clone(), VerifiedBlobs::default()));
+        let mut load = |t: &Tree<'_>| {
+            ApprovalSet::load_cached(self.repo, t, &state.signers, &mut cache.1).map_err(|e| {
+                AuthzError::Git {
+                    what: "approvals".to_owned(),
+                    source: git2::Error::from_str(&e.to_string()),
+                }
             })
         };
         let mut set = load(tree)?;
@@ -1027,9 +1066,12 @@ impl<'r> Judge<'r, '_> {
                 .find(|(f, _)| f == file)
                 .map(|(_, approval)| approval)
         };
+        // Re-judging on another branch's trust asks only whether that trust allows the change:
+        // which statements are used up is decided once, in the commits' own order.
         let used_here = |file: &str| {
-            statement_of(file)
-                .is_some_and(|a| self.used.contains(&(a.id.clone(), change.path.clone())))
+            !self.rebasing
+                && statement_of(file)
+                    .is_some_and(|a| self.used.contains(&(a.id.clone(), change.path.clone())))
         };
         let mut approved_at = BTreeMap::new();
         let mut counted_statements = Vec::new();

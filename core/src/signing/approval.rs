@@ -91,6 +91,9 @@ pub enum ApprovalError {
         source_name: String,
         rejection: SignatureRejection,
     },
+    /// A verification failure found before, by its message.
+    #[error("{message}")]
+    Cached { message: String },
     #[error(transparent)]
     Signing(#[from] SigningError),
     #[error("cannot read approvals in {APPROVALS_DIR}: {source}")]
@@ -407,6 +410,12 @@ pub struct Approver {
     pub file: String,
 }
 
+/// Approval blobs already verified against one signers file, by (blob id, path).
+#[derive(Debug, Default)]
+pub struct VerifiedBlobs(
+    std::collections::HashMap<(Oid, String), Result<VerifiedApproval, String>>,
+);
+
 /// Every approval file in a tree, verified.
 #[derive(Debug, Default)]
 pub struct ApprovalSet {
@@ -426,6 +435,18 @@ impl ApprovalSet {
         repo: &Repository,
         tree: &Tree<'_>,
         signers: &AllowedSigners,
+    ) -> Result<Self, ApprovalError> {
+        Self::load_cached(repo, tree, signers, &mut VerifiedBlobs::default())
+    }
+
+    /// [`Self::load`], verifying each approval blob at most once per `cache` (which must only
+    /// ever be used with the same `signers`): judging a range loads the approvals of many
+    /// trees that share most of their files.
+    pub fn load_cached(
+        repo: &Repository,
+        tree: &Tree<'_>,
+        signers: &AllowedSigners,
+        cache: &mut VerifiedBlobs,
     ) -> Result<Self, ApprovalError> {
         let git = |source| ApprovalError::Git { source };
         let mut set = Self::default();
@@ -448,8 +469,25 @@ impl ApprovalSet {
                 ));
                 continue;
             }
-            let blob = repo.find_blob(entry.id()).map_err(git)?;
-            match verify_approval(blob.content(), &path, signers) {
+            let verified = match cache.0.get(&(entry.id(), path.clone())) {
+                Some(Ok(approval)) => Ok(approval.clone()),
+                Some(Err(message)) => Err(ApprovalError::Cached {
+                    message: message.clone(),
+                }),
+                None => {
+                    let blob = repo.find_blob(entry.id()).map_err(git)?;
+                    let verified = verify_approval(blob.content(), &path, signers);
+                    cache.0.insert(
+                        (entry.id(), path.clone()),
+                        verified
+                            .as_ref()
+                            .map(Clone::clone)
+                            .map_err(ToString::to_string),
+                    );
+                    verified
+                }
+            };
+            match verified {
                 // The name is the statement's hash: a copy under another name is the same
                 // statement pretending to be a new one (a replay past "already used").
                 Ok(approval) if name != file_name_for_id(&approval.id) => set.rejected.push((
