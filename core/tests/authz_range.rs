@@ -2323,3 +2323,26 @@ fn a_statement_whose_other_change_was_refused_does_not_count() {
         "{count:?}"
     );
 }
+
+/// The same with the parents swapped: main merged into the side branch (the side is now the
+/// first parent) and main fast-forwarded to that merge. Each side is judged on the other's
+/// trust, whichever parent is first.
+#[test]
+fn a_revoked_grant_cannot_be_used_by_putting_the_side_branch_first() {
+    let (f, old, _base) = revoked_capability();
+    f.repo
+        .git_ok(&["checkout", "-q", "-b", "side", &old.to_string()]);
+    let cache = "secrets/infra/cache.yaml";
+    let side = f.commit_as(
+        &f.carol,
+        T_2024,
+        &[(cache, Some(&manifest("infra/cache", &[("HOST", "c")])))],
+    );
+    let merge = f.git_signed(
+        &f.carol,
+        &["merge", "-q", "-S", "--no-ff", "--no-edit", "main"],
+    );
+    assert_eq!(f.parents(merge)[0], side);
+    let report = f.judge(merge);
+    assert_missing_capability(&report, side, cache, "carol@example.com", Operation::Create);
+}
