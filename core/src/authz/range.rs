@@ -550,29 +550,13 @@ fn judge_range(
     }
 
     // What authorised commits made, and the counted statements some of whose changes none made.
-    let mut made = std::collections::HashSet::new();
-    for report in commits.iter().filter(|c| c.violations.is_empty()) {
-        if report.parents.len() > 1 {
-            made.extend(report.changes.iter().map(|c| (c.path.clone(), c.content)));
-            continue;
-        }
-        let commit = repo
-            .find_commit(report.commit)
-            .map_err(git_error(format!("commit {}", report.commit)))?;
-        let tree = commit.tree().map_err(git_error("a tree"))?;
-        let parent = commit.parents().next().map(|p| p.tree()).transpose();
-        let parent = parent.map_err(git_error("a tree"))?;
-        let found = trees
-            .changes(parent.as_ref(), &tree)
-            .map_err(git_error("a diff"))?;
-        made.extend(found.iter().map(|c| {
-            (
-                c.path.clone(),
-                c.new
-                    .map_or(ApprovedContent::Deleted, ApprovedContent::Blob),
-            )
-        }));
-    }
+    // A commit's changes are its whole diff, or for a merge what it made itself; what a merge
+    // took cleanly from a side, the side's commits made.
+    let made: std::collections::HashSet<(String, ApprovedContent)> = commits
+        .iter()
+        .filter(|c| c.violations.is_empty())
+        .flat_map(|c| c.changes.iter().map(|ch| (ch.path.clone(), ch.content)))
+        .collect();
     let mut wanting = Vec::new();
     for report in commits.iter().filter(|c| c.violations.is_empty()) {
         for count in &report.approvals {

@@ -16,8 +16,8 @@
 use git2::{Oid, Repository};
 
 use super::GIT_NAMESPACE;
-use super::allowed_signers::{AllowedSigners, Timestamp};
-use super::sshsig::{SignatureRejection, SignedBy, verify_for_principals, verify_signature};
+use super::allowed_signers::{AllowedSigners, KeyRejection, Timestamp};
+use super::sshsig::{SignatureRejection, SignedBy, verify_signature};
 
 /// The outcome of verifying one commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub enum CommitRejection {
     )]
     ExpiredWhenSeen {
         seen: Timestamp,
-        rejection: super::allowed_signers::KeyRejection,
+        rejection: KeyRejection,
     },
 }
 
@@ -99,30 +99,7 @@ pub fn verify_commit(
     oid: Oid,
     signers: &AllowedSigners,
 ) -> Result<CommitVerdict, CommitError> {
-    let read_error = |source| CommitError::Read {
-        commit: oid.to_string(),
-        source,
-    };
-    let commit = repo.find_commit(oid).map_err(read_error)?;
-    let time = commit.committer().when().seconds();
-    let (signature, signed_data) = match repo.extract_signature(&oid, None) {
-        Ok(parts) => parts,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => {
-            return Ok(CommitVerdict::NotVerified(CommitRejection::Unsigned));
-        }
-        Err(e) => return Err(read_error(e)),
-    };
-    if let Some(format) = foreign_format(&signature) {
-        return Ok(CommitVerdict::NotVerified(CommitRejection::NotSsh {
-            format,
-        }));
-    }
-    Ok(
-        match verify_for_principals(&signature, GIT_NAMESPACE, &signed_data, signers, time) {
-            Ok(signed) => CommitVerdict::Verified(signed),
-            Err(rejection) => CommitVerdict::NotVerified(rejection.into()),
-        },
-    )
+    verify(repo, oid, signers, None)
 }
 
 /// Verifies commit `oid` as [`verify_commit`] does, and also at the time the judge first saw
@@ -135,68 +112,80 @@ pub fn verify_commit_seen(
     signers: &AllowedSigners,
     seen: SeenAt,
 ) -> Result<CommitVerdict, CommitError> {
+    verify(repo, oid, signers, Some(seen))
+}
+
+fn verify(
+    repo: &Repository,
+    oid: Oid,
+    signers: &AllowedSigners,
+    seen: Option<SeenAt>,
+) -> Result<CommitVerdict, CommitError> {
     let read_error = |source| CommitError::Read {
         commit: oid.to_string(),
         source,
     };
+    let not_verified = |why| Ok(CommitVerdict::NotVerified(why));
     let commit = repo.find_commit(oid).map_err(read_error)?;
     let committed = commit.committer().when().seconds();
-    if committed > seen.time.saturating_add(seen.max_skew_seconds) {
-        return Ok(CommitVerdict::NotVerified(CommitRejection::FutureDated {
+    if let Some(seen) = seen
+        && committed > seen.time.saturating_add(seen.max_skew_seconds)
+    {
+        return not_verified(CommitRejection::FutureDated {
             committed: Timestamp(committed),
             seen: Timestamp(seen.time),
             skew_seconds: seen.max_skew_seconds,
-        }));
+        });
     }
-    let verdict = verify_commit(repo, oid, signers)?;
-    let CommitVerdict::Verified(signed) = verdict else {
-        return Ok(verdict);
-    };
-    if seen.time <= committed {
-        return Ok(CommitVerdict::Verified(signed));
-    }
-    let (signature, signed_data) = repo.extract_signature(&oid, None).map_err(read_error)?;
-    let key = match verify_signature(&signature, GIT_NAMESPACE, &signed_data) {
-        Ok(valid) => valid.key,
-        Err(rejection) => return Ok(CommitVerdict::NotVerified(rejection.into())),
-    };
-    match signers.principals_for_key(&key, GIT_NAMESPACE, seen.time) {
-        Ok(later) => {
-            let principals: Vec<String> = signed
-                .principals
-                .into_iter()
-                .filter(|p| later.contains(p))
-                .collect();
-            if principals.is_empty() {
-                // Other lines list the key now; the ones that made it sign here have expired.
-                let first = later.first().cloned().unwrap_or_default();
-                let rejection = signers
-                    .check_principal(&first, &key, GIT_NAMESPACE, committed)
-                    .err()
-                    .unwrap_or(super::allowed_signers::KeyRejection::NotForPrincipal {
-                        fingerprint: signed.fingerprint.clone(),
-                        principal: first,
-                        file: signers.source().to_owned(),
-                    });
-                return Ok(CommitVerdict::NotVerified(
-                    CommitRejection::ExpiredWhenSeen {
-                        seen: Timestamp(seen.time),
-                        rejection,
-                    },
-                ));
-            }
-            Ok(CommitVerdict::Verified(SignedBy {
-                principals,
-                fingerprint: signed.fingerprint,
-            }))
+    let (signature, signed_data) = match repo.extract_signature(&oid, None) {
+        Ok(parts) => parts,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => {
+            return not_verified(CommitRejection::Unsigned);
         }
-        Err(rejection) => Ok(CommitVerdict::NotVerified(
-            CommitRejection::ExpiredWhenSeen {
+        Err(e) => return Err(read_error(e)),
+    };
+    if let Some(format) = foreign_format(&signature) {
+        return not_verified(CommitRejection::NotSsh { format });
+    }
+    let valid = match verify_signature(&signature, GIT_NAMESPACE, &signed_data) {
+        Ok(valid) => valid,
+        Err(rejection) => return not_verified(rejection.into()),
+    };
+    let mut principals = match signers.principals_for_key(&valid.key, GIT_NAMESPACE, committed) {
+        Ok(principals) => principals,
+        Err(rejection) => return not_verified(SignatureRejection::from(rejection).into()),
+    };
+    if let Some(seen) = seen.filter(|seen| seen.time > committed) {
+        let expired = |rejection| {
+            not_verified(CommitRejection::ExpiredWhenSeen {
                 seen: Timestamp(seen.time),
                 rejection,
-            },
-        )),
+            })
+        };
+        match signers.principals_for_key(&valid.key, GIT_NAMESPACE, seen.time) {
+            Ok(later) => {
+                // Other lines may list the key now; the ones it signed by must still hold.
+                let first = principals[0].clone();
+                principals.retain(|p| later.contains(p));
+                if principals.is_empty() {
+                    let rejection = signers
+                        .check_principal(&first, &valid.key, GIT_NAMESPACE, seen.time)
+                        .err()
+                        .unwrap_or(KeyRejection::NotForPrincipal {
+                            fingerprint: valid.fingerprint.clone(),
+                            principal: first,
+                            file: signers.source().to_owned(),
+                        });
+                    return expired(rejection);
+                }
+            }
+            Err(rejection) => return expired(rejection),
+        }
     }
+    Ok(CommitVerdict::Verified(SignedBy {
+        principals,
+        fingerprint: valid.fingerprint,
+    }))
 }
 
 /// Verifies every commit in `range` (a revspec such as `main..feature`, or a single commit
