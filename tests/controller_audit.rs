@@ -494,3 +494,181 @@ fn a_ref_lock_left_by_a_killed_controller_does_not_stop_the_next_push() {
     assert!(status["audit"]["last_push_error"].is_null(), "{status:#}");
     assert!(!lock.exists());
 }
+
+/// The trail's lines (records and seals) of `controller` on the audit branch, oldest first.
+fn branch_lines(repo: &Path, controller: &str) -> Vec<String> {
+    let mut files: Vec<String> = git(repo, &["ls-tree", "-r", "--name-only", "sealops/audit"])
+        .lines()
+        .filter(|f| f.ends_with(&format!("/{controller}.jsonl")) && !f.contains("/heads/"))
+        .map(str::to_owned)
+        .collect();
+    // audit/YYYY/MM/DD/…: the path order is the day order.
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            git(repo, &["show", &format!("sealops/audit:{f}")])
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `sealops-controller run --once` with a stdout audit sink: (exit code, stdout, stderr).
+fn once_raw(fleet: &Fleet) -> (i32, String, String) {
+    let out = fleet
+        .controller()
+        .args(["run", "--once", "--log-level", "trace", "--config"])
+        .arg(&fleet.config)
+        .output()
+        .expect("controller runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn file_and_stdout_sinks_get_exactly_the_lines_of_the_audit_branch() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let fleet = kit::single_approver_fleet();
+    let logs = fleet.world.dir.path().join("log");
+    std::fs::create_dir_all(&logs).expect("log dir");
+    let sink = logs.join("audit.jsonl");
+    fleet.write_config(&format!(
+        "audit:\n  controller_id: node-1\n  sinks:\n    - file: {}\n    - stdout: true\n",
+        sink.display()
+    ));
+
+    // Three runs: an apply, a rotation, and a refused unsigned commit; each run is a group of
+    // records, a seal and a push.
+    let mut stdout = String::new();
+    let (code, out, stderr) = once_raw(&fleet);
+    assert_eq!(code, 0, "{stderr}");
+    // stdout holds audit lines only: --once's status document went to stderr.
+    assert!(
+        stderr.contains("\"records_waiting\": 0"),
+        "the status document is on stderr:\n{stderr}"
+    );
+    stdout.push_str(&out);
+    fleet.set("apps/payments/db", "DB_PASSWORD", "sunk-Value-51");
+    fleet.commit("rotate");
+    let (code, out, stderr) = once_raw(&fleet);
+    assert_eq!(code, 0, "{stderr}");
+    stdout.push_str(&out);
+    fleet.set("apps/payments/db", "DB_PASSWORD", "unsigned-Value-52");
+    let unsigned = fleet.commit_unsigned("nobody signed this");
+    let (code, out, stderr) = once_raw(&fleet);
+    assert_eq!(code, 1, "{stderr}");
+    stdout.push_str(&out);
+
+    let on_branch = branch_lines(fleet.repo(), "node-1");
+    let events: Vec<String> = on_branch
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .map(|v| {
+            v["event"]
+                .as_str()
+                .map_or_else(|| "seal".to_owned(), str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| *e == "seal").count(),
+        3,
+        "{events:?}"
+    );
+    assert!(
+        on_branch
+            .iter()
+            .any(|l| l.contains("commit-refused") && l.contains(&unsigned)),
+        "{on_branch:#?}"
+    );
+    // The same text, line for line: same records, same fingerprints, same seals.
+    let in_file: Vec<String> = std::fs::read_to_string(&sink)
+        .expect("the sink file")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(in_file, on_branch);
+    let on_stdout: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    assert_eq!(
+        on_stdout, on_branch,
+        "stdout holds the audit lines and nothing else"
+    );
+    assert_eq!(
+        std::fs::metadata(&sink).expect("sink").permissions().mode() & 0o777,
+        0o600
+    );
+    // The head on the branch is the last seal the sinks got.
+    let head = git(
+        fleet.repo(),
+        &["show", "sealops/audit:audit/heads/node-1.json"],
+    );
+    assert_eq!(Some(head.trim()), in_file.last().map(String::as_str));
+    let (code, out) = verify(&fleet);
+    assert_eq!(code, 0, "{out}");
+    for value in [PASSWORD, "sunk-Value-51", "unsigned-Value-52"] {
+        assert!(!stdout.contains(value), "{value} on stdout");
+        assert!(
+            !in_file.iter().any(|l| l.contains(value)),
+            "{value} in the sink file"
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_sink_refuses_outputs_under_require_all_and_is_counted_under_require_journal() {
+    let fleet = kit::single_approver_fleet();
+    // The parent is a regular file: nobody, root included, can create the sink.
+    let plain = fleet.world.dir.path().join("plain");
+    std::fs::write(&plain, "").expect("a regular file");
+    let sink = plain.join("audit.jsonl");
+    let sink_name = format!("file:{}", sink.display());
+    fleet.write_config(&format!(
+        "audit:\n  sinks:\n    - file: {}\n  require: all\n",
+        sink.display()
+    ));
+    let (code, status, stderr) = fleet.once();
+    assert_eq!(code, 1, "{status:#}");
+    let refused = kit::refusals(&status, "audit");
+    assert!(!refused.is_empty(), "{status:#}\n{stderr}");
+    let message = refused[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("audit sink {sink_name}")) && message.contains("all"),
+        "{message}"
+    );
+    assert_eq!(fleet.output("payments/db.env"), None, "nothing was written");
+
+    // require: journal (the default): the outputs are written, the sink's failure logged and
+    // counted.
+    let mut running = kit::spawn(
+        &fleet,
+        &format!("audit:\n  sinks:\n    - file: {}\n", sink.display()),
+    );
+    running.wait_for_status("the outputs applied", |s| {
+        s["applied"]["commit"] == kit::head(&fleet).as_str()
+            && s["refusals"] == serde_json::json!([])
+    });
+    assert!(
+        fleet
+            .output("payments/db.env")
+            .is_some_and(|env| env.contains(PASSWORD))
+    );
+    let (code, metrics) = running.get("/metrics");
+    assert_eq!(code, 200);
+    let failed = common::controller::remote::metric(
+        &metrics,
+        &format!("sealops_audit_sink_writes_total{{sink=\"{sink_name}\",result=\"failed\"}}"),
+    );
+    assert!(failed >= 1.0, "{metrics}");
+    assert!(
+        running
+            .log()
+            .contains("an audit sink did not take the records")
+    );
+    assert!(!metrics.contains(PASSWORD));
+    assert_eq!(running.terminate(), 0);
+}

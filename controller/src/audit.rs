@@ -60,6 +60,9 @@ pub struct Audit {
     branch: Mutex<String>,
     /// One push at a time (the periodic pusher and the final push at shutdown).
     pushing: Mutex<()>,
+    /// More destinations of every journalled line (`audit.sinks`), and what `audit.require`
+    /// asks of them.
+    sinks: crate::audit_sink::Sinks,
 }
 
 /// What a push did.
@@ -85,11 +88,18 @@ impl Audit {
             trail: Mutex::new(Err("not opened yet".to_owned())),
             branch: Mutex::new("sealops/audit".to_owned()),
             pushing: Mutex::new(()),
+            sinks: crate::audit_sink::Sinks::default(),
         };
         if let Err(e) = audit.reopen() {
             tracing::error!(error = %e, "the audit journal cannot be opened; every action is refused until it can");
         }
         audit
+    }
+
+    /// Also writes every journalled line to `sinks`.
+    pub fn with_sinks(mut self, sinks: crate::audit_sink::Sinks) -> Self {
+        self.sinks = sinks;
+        self
     }
 
     pub fn controller(&self) -> &str {
@@ -149,15 +159,15 @@ impl Audit {
         let mut guard = self.lock();
         let trail = guard.as_mut().map_err(|e| e.clone())?;
         let lines: Vec<String> = drafts.into_iter().map(|d| trail.log.record(d)).collect();
-        if let Err(e) = trail.journal.append(&lines) {
+        let journalled = trail.journal.append(&lines).map_err(|e| e.to_string());
+        if let Err(problem) = &journalled {
             // Reopened before the next record: whatever the failed append left on disk (a
             // partial line, if even the truncation failed) is dropped, and the chain resumes
             // from what the journal really holds.
-            let problem = e.to_string();
             *guard = Err(problem.clone());
-            return Err(problem);
         }
-        Ok(())
+        // Still under the lock: the sinks get the lines in the chain's order.
+        self.sinks.deliver(&lines, journalled)
     }
 
     /// Records journalled and not yet pushed.
@@ -190,12 +200,13 @@ impl Audit {
         self.reopen()?;
         let mut guard = self.lock();
         let trail = guard.as_mut().map_err(|e| e.clone())?;
-        if let Some(seal) = trail.log.seal()
-            && let Err(e) = trail.journal.append(&[seal])
-        {
-            let problem = e.to_string();
-            *guard = Err(problem.clone());
-            return Err(problem);
+        if let Some(seal) = trail.log.seal() {
+            if let Err(e) = trail.journal.append(std::slice::from_ref(&seal)) {
+                let problem = e.to_string();
+                *guard = Err(problem.clone());
+                return Err(problem);
+            }
+            self.sinks.deliver_seal(&seal);
         }
         let lines = trail.journal.pending().to_vec();
         let anything_new = lines.iter().any(|l| is_record(l));

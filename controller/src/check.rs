@@ -75,6 +75,20 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
         }
     }
     problems.extend(crate::api::problems(&config.api, &config.state_dir));
+    for sink in &config.audit.sinks {
+        if let sealops_core::controller_config::AuditSink::File(path) = sink
+            && let Err(e) = crate::audit_sink::check_file(path)
+        {
+            problems.push(format!(
+                "audit.sinks: {e}{}",
+                match config.audit.require {
+                    sealops_core::controller_config::AuditRequire::All =>
+                        "; with audit.require: all every action is refused until it can be written",
+                    _ => "; records would not reach this sink",
+                }
+            ));
+        }
+    }
     if config.repository.url.is_some()
         && std::process::Command::new("git")
             .arg("--version")

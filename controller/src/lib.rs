@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_sink;
 pub mod check;
 pub mod creds;
 pub mod dbs;

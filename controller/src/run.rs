@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use git2::Oid;
-use sealops_core::controller_config::{ControllerConfig, parse_duration};
+use sealops_core::controller_config::{AuditSink, ControllerConfig, parse_duration};
 use sealops_core::keys::IdentitySet;
 use sealops_core::seal::EnvelopeCache;
 use sealops_core::signing::AllowedSigners;
@@ -153,11 +153,16 @@ impl Controller {
                 .set(state.commit_time);
         }
         let poll = parse_duration(&config.poll.interval).map_err(anyhow::Error::msg)?;
-        let audit = Arc::new(Audit::open(
-            &config.state_dir,
-            &config.controller_id(),
-            &config.node.name,
-        ));
+        let sinks =
+            crate::audit_sink::Sinks::open(&config.audit, status.metrics.audit_sink_writes.clone());
+        let audit = Arc::new(
+            Audit::open(
+                &config.state_dir,
+                &config.controller_id(),
+                &config.node.name,
+            )
+            .with_sinks(sinks),
+        );
         let identities = Arc::new(identities);
         let grace = parse_duration(&config.leases.revoke_grace)
             .map_err(anyhow::Error::msg)
@@ -709,11 +714,16 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
             controller
         })
         .await?;
-        // The status document on stdout: what `--once` did and why, for scripts and CI.
+        // The status document on stdout: what `--once` did and why, for scripts and CI. An
+        // audit sink on stdout keeps stdout to audit lines alone: the document goes to stderr.
         let mut doc = serde_json::to_string_pretty(&controller.status.snapshot())?;
         doc.push('\n');
         use std::io::Write as _;
-        let _ = std::io::stdout().write_all(doc.as_bytes());
+        if config.audit.sinks.contains(&AuditSink::Stdout(true)) {
+            let _ = std::io::stderr().write_all(doc.as_bytes());
+        } else {
+            let _ = std::io::stdout().write_all(doc.as_bytes());
+        }
         return Ok(controller.in_sync());
     }
 

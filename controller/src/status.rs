@@ -215,6 +215,14 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// Labels of `sealops_audit_sink_writes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    /// `file:<path>` or `stdout`.
+    pub sink: String,
+    pub result: String,
+}
+
 /// Labels of `sealops_lease_operations_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabel {
@@ -238,6 +246,7 @@ pub struct Metrics {
     pub audit_pushes: Family<ResultLabel, Counter>,
     pub audit_records_pushed: Counter,
     pub audit_records_waiting: Gauge,
+    pub audit_sink_writes: Family<SinkLabel, Counter>,
     pub leases: Family<StateLabel, Gauge>,
     pub lease_operations: Family<OperationLabel, Counter>,
     pub rotations: Family<ResultLabel, Counter>,
@@ -261,6 +270,7 @@ impl Metrics {
         let audit_pushes = Family::<ResultLabel, Counter>::default();
         let audit_records_pushed = Counter::default();
         let audit_records_waiting = Gauge::default();
+        let audit_sink_writes = Family::<SinkLabel, Counter>::default();
         let leases = Family::<StateLabel, Gauge>::default();
         let lease_operations = Family::<OperationLabel, Counter>::default();
         let rotations = Family::<ResultLabel, Counter>::default();
@@ -327,6 +337,11 @@ impl Metrics {
             audit_records_waiting.clone(),
         );
         registry.register(
+            "audit_sink_writes",
+            "Groups of audit lines written to each audit sink (audit.sinks) by result (ok, failed)",
+            audit_sink_writes.clone(),
+        );
+        registry.register(
             "leases",
             "Leases of dynamic credentials by state (active, replacing, revoking, revoke-failing)",
             leases.clone(),
@@ -355,6 +370,7 @@ impl Metrics {
             audit_pushes,
             audit_records_pushed,
             audit_records_waiting,
+            audit_sink_writes,
             leases,
             lease_operations,
             rotations,

@@ -89,6 +89,61 @@ fn check_config_reports_what_is_missing_on_this_machine() {
 }
 
 #[test]
+fn check_config_reports_an_audit_sink_it_cannot_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("repo/.git")).expect("repo");
+    std::fs::create_dir_all(dir.path().join("out")).expect("out");
+    std::fs::write(dir.path().join("allowed_signers"), "").expect("signers");
+    let (_, key) = sealops_core::keys::generate();
+    sealops_core::fsutil::create_new(&dir.path().join("cluster.key"), key.as_bytes(), 0o600)
+        .expect("key");
+    // The parent is a regular file: nobody, root included, can create the sink there.
+    std::fs::write(dir.path().join("plain"), "").expect("write");
+    let config = dir.path().join("controller.yaml");
+    let write = |sink: &str| {
+        let text = format!(
+            "sealops: v1\nrepository:\n  path: {d}/repo\nidentity_files: [{d}/cluster.key]\nstate_dir: {d}/state\noutput_roots: [{d}/out]\n\
+             trust:\n  allowed_signers_file: {d}/allowed_signers\n  initial_commit: 0123456789abcdef0123456789abcdef01234567\n\
+             audit:\n  sinks:\n    - file: {sink}\n    - stdout: true\n  require: all\n",
+            d = dir.path().display()
+        );
+        std::fs::write(&config, text).expect("write");
+    };
+    let unwritable = dir.path().join("plain/audit.jsonl");
+    write(&unwritable.display().to_string());
+    controller()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains(format!("audit.sinks: {}", unwritable.display()))
+                .and(predicate::str::contains("every action is refused")),
+        );
+
+    let writable = dir.path().join("audit.jsonl");
+    write(&writable.display().to_string());
+    controller()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("ready"));
+    assert!(!writable.exists(), "check-config creates no sink file");
+
+    write("audit.jsonl");
+    controller()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must be an absolute path"));
+}
+
+#[test]
 fn the_example_configuration_parses() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),

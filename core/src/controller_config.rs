@@ -164,6 +164,16 @@ pub struct AuditSettings {
     /// Push as soon as this many records wait, without waiting for the interval.
     #[serde(default = "thousand")]
     pub batch_size: usize,
+    /// More destinations of the trail beside the journal, like Vault's audit devices: every
+    /// line the journal takes (records and seals, the same JSON text: fingerprints, never a
+    /// value) is also written to each sink, in the same group. A sink is local to this machine
+    /// and is not the audit branch: it holds no history from before it was configured, and
+    /// `sealops audit verify` reads the branch only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<AuditSink>,
+    /// Which destinations must take a group of records for the action it describes to proceed.
+    #[serde(default)]
+    pub require: AuditRequire,
 }
 
 impl Default for AuditSettings {
@@ -172,8 +182,51 @@ impl Default for AuditSettings {
             controller_id: None,
             push_interval: ten_seconds(),
             batch_size: thousand(),
+            sinks: Vec::new(),
+            require: AuditRequire::default(),
         }
     }
+}
+
+/// One more destination of every audit line: `file: /var/log/sealops/audit.jsonl` or
+/// `stdout: true`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditSink {
+    /// An absolute path: an append-only JSON-lines file, created with mode 0600 (an existing
+    /// file keeps its mode), opened with `O_APPEND` and fsynced once per group of lines. A file
+    /// renamed away (log rotation) is replaced by a new one at the next group.
+    File(PathBuf),
+    /// `true`: one JSON line per record and seal on standard output, for log shippers (Loki,
+    /// Splunk, journald); the controller's logs go to standard error. With it, `run --once`
+    /// prints its status document on standard error instead of standard output.
+    Stdout(bool),
+}
+
+impl AuditSink {
+    /// The sink's name in metrics, logs and errors: `file:<path>` or `stdout`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::File(path) => format!("file:{}", path.display()),
+            Self::Stdout(_) => "stdout".to_owned(),
+        }
+    }
+}
+
+/// Which destinations must take a group of audit records before the action they describe
+/// proceeds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditRequire {
+    /// The journal (the default): a sink that fails is logged and counted
+    /// (`sealops_audit_sink_writes_total{result="failed"}`), the action proceeds.
+    #[default]
+    Journal,
+    /// The journal or at least one sink. Records only a sink took are not on the audit branch
+    /// (see docs/audit.md).
+    Any,
+    /// The journal and every sink; otherwise the action is refused (reason `audit`).
+    All,
 }
 
 fn ten_seconds() -> String {
@@ -362,6 +415,7 @@ impl ControllerConfig {
                 ),
             ));
         }
+        self.validate_audit_sinks().map_err(|e| ("audit", e))?;
         self.api.listen_addr().map_err(|e| ("api", e))?;
         if self.audit.batch_size == 0 {
             return Err(("audit", "audit.batch_size must be at least 1".into()));
@@ -404,6 +458,40 @@ impl ControllerConfig {
                 "trust",
                 "trust.allowed_signers_file is required while trust.require_signed is true (the bootstrap of trust is local, never the repository alone)".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl ControllerConfig {
+    fn validate_audit_sinks(&self) -> Result<(), String> {
+        let journal = self.state_dir.join("audit-journal.jsonl");
+        let mut seen = std::collections::BTreeSet::new();
+        for sink in &self.audit.sinks {
+            match sink {
+                AuditSink::File(path) if !path.is_absolute() => {
+                    return Err(format!(
+                        "audit.sinks: file {} must be an absolute path",
+                        path.display()
+                    ));
+                }
+                AuditSink::File(path) if *path == journal => {
+                    return Err(format!(
+                        "audit.sinks: file {} is the audit journal; give the sink its own file",
+                        path.display()
+                    ));
+                }
+                AuditSink::Stdout(false) => {
+                    return Err(
+                        "audit.sinks: `stdout: false` is not a sink; remove the entry (or write `stdout: true`)"
+                            .to_owned(),
+                    );
+                }
+                _ => {}
+            }
+            if !seen.insert(sink.name()) {
+                return Err(format!("audit.sinks: {} is listed twice", sink.name()));
+            }
         }
         Ok(())
     }
@@ -514,6 +602,62 @@ mod tests {
             config.api.token_file(&config.state_dir),
             PathBuf::from("/etc/sealops/api.token")
         );
+    }
+
+    #[test]
+    fn audit_sinks_and_what_they_require() {
+        let config = ControllerConfig::parse(MINIMAL, "c.yaml").expect("parses");
+        assert!(config.audit.sinks.is_empty());
+        assert_eq!(config.audit.require, AuditRequire::Journal);
+        let text = format!(
+            "{MINIMAL}audit:\n  sinks:\n    - file: /var/log/sealops/audit.jsonl\n    - stdout: true\n  require: all\n"
+        );
+        let config = ControllerConfig::parse(&text, "c.yaml").expect("parses");
+        assert_eq!(
+            config.audit.sinks,
+            [
+                AuditSink::File(PathBuf::from("/var/log/sealops/audit.jsonl")),
+                AuditSink::Stdout(true)
+            ]
+        );
+        assert_eq!(config.audit.require, AuditRequire::All);
+        assert_eq!(
+            config
+                .audit
+                .sinks
+                .iter()
+                .map(AuditSink::name)
+                .collect::<Vec<_>>(),
+            ["file:/var/log/sealops/audit.jsonl", "stdout"]
+        );
+        let any = format!("{MINIMAL}audit:\n  require: any\n");
+        assert_eq!(
+            ControllerConfig::parse(&any, "c.yaml")
+                .expect("parses")
+                .audit
+                .require,
+            AuditRequire::Any
+        );
+        for (sinks, says) in [
+            ("    - file: audit.jsonl\n", "must be an absolute path"),
+            (
+                "    - file: /var/lib/sealops/audit-journal.jsonl\n",
+                "is the audit journal",
+            ),
+            ("    - stdout: false\n", "not a sink"),
+            ("    - stdout: true\n    - stdout: true\n", "listed twice"),
+            ("    - syslog: true\n", "syslog"),
+        ] {
+            let text = format!("{MINIMAL}audit:\n  sinks:\n{sinks}");
+            let err = ControllerConfig::parse(&text, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{sinks}: {err}");
+        }
+        let err = ControllerConfig::parse(&format!("{MINIMAL}audit:\n  require: some\n"), "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("some"), "{err}");
     }
 
     #[test]
