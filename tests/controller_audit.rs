@@ -672,3 +672,62 @@ fn an_unwritable_sink_refuses_outputs_under_require_all_and_is_counted_under_req
     assert!(!metrics.contains(PASSWORD));
     assert_eq!(running.terminate(), 0);
 }
+
+/// Records in the controller's journal (seals left out), as `records_waiting` counts them.
+fn journalled_records(fleet: &Fleet) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(fleet.state.join("audit-journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("{\"seal\""))
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+#[test]
+fn records_waiting_and_the_branch_are_reported_while_records_wait_for_a_push() {
+    let fleet = kit::single_approver_fleet();
+    // Nothing is pushed while the controller runs: every record waits in the journal.
+    let mut running = kit::spawn(&fleet, "audit:\n  push_interval: 1h\n");
+    let check = |running: &mut kit::Running, what: &str| -> u64 {
+        let status = running.status();
+        let waiting = status["audit"]["records_waiting"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{what}: records_waiting in {status:#}"));
+        let journalled = journalled_records(&fleet).len() as u64;
+        assert!(waiting > 0, "{what}: {status:#}");
+        assert_eq!(waiting, journalled, "{what}: {status:#}");
+        assert_eq!(status["audit"]["branch"], "sealops/audit", "{what}");
+        let (code, metrics) = running.get("/metrics");
+        assert_eq!(code, 200);
+        assert_eq!(
+            common::controller::remote::metric(&metrics, "sealops_audit_records_waiting"),
+            waiting as f64,
+            "{what}: {metrics}"
+        );
+        waiting
+    };
+    let first = kit::head(&fleet);
+    running.wait_for_status("the first reconcile", |s| {
+        s["applied"]["commit"] == first.as_str() && !s["last_reconcile"].is_null()
+    });
+    let after_first = check(&mut running, "after the first apply");
+
+    fleet.set("apps/payments/db", "DB_PASSWORD", "waiting-Value-61");
+    let second = fleet.commit("rotate");
+    running.wait_for_status("the rotation applied", |s| {
+        s["applied"]["commit"] == second.as_str()
+    });
+    let after_second = check(&mut running, "after the rotation");
+    assert!(after_second > after_first);
+    assert!(
+        std::process::Command::new("git")
+            .args(["rev-parse", "--verify", "--quiet", "sealops/audit"])
+            .current_dir(fleet.repo())
+            .output()
+            .is_ok_and(|out| !out.status.success()),
+        "nothing was pushed yet"
+    );
+    // SIGTERM pushes what waited.
+    assert_eq!(running.terminate(), 0);
+    assert_eq!(records(&fleet).len() as u64, after_second);
+}

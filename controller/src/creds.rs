@@ -217,6 +217,7 @@ impl Creds {
         if let Err(e) = self.audit.record(vec![draft]) {
             tracing::error!(error = %e, "cannot journal a credentials record");
         }
+        self.status.report_audit(&self.audit);
     }
 
     fn count(&self, operation: &str, ok: bool) {
@@ -768,6 +769,7 @@ impl Creds {
         if let Err(e) = self.audit.record(drafts) {
             tracing::error!(error = %e, "cannot journal revocation records");
         }
+        self.status.report_audit(&self.audit);
         (
             report.revoked.into_iter().map(|l| l.id).collect(),
             report

@@ -34,7 +34,7 @@ use crate::audit::Audit;
 use crate::creds::{Connected, Creds, Values};
 use crate::output::{self, OutputRoots, Ownership};
 use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
-use crate::status::{Reason, Refusal, TargetStatus};
+use crate::status::{Reason, Refusal, Status, TargetStatus};
 
 /// A hook from the local allow-list.
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub struct Engine {
     pub parsed_targets: std::sync::Mutex<HashMap<Oid, Arc<Target>>>,
     /// Every action is journalled here before it happens.
     pub audit: Arc<Audit>,
+    /// Where the waiting audit records are reported after each record.
+    pub status: Arc<Status>,
     pub owners: std::sync::Mutex<Owners>,
     /// Leases and static roles (absent without an identity to seal their passwords to, or a
     /// lease store; `creds_problem` says why).
@@ -1011,7 +1013,9 @@ pub fn apply(
         draft.reason = Some(format!("removed {}", path.display()));
         records.push(draft);
     }
-    engine.audit.record(records).map_err(|e| {
+    let recorded = engine.audit.record(records);
+    engine.status.report_audit(&engine.audit);
+    recorded.map_err(|e| {
         refusal(
             state.path(),
             Reason::Audit,
@@ -1142,7 +1146,9 @@ pub fn apply(
         }
         hook_records.push(draft);
     }
-    if let Err(e) = engine.audit.record(hook_records) {
+    let recorded = engine.audit.record(hook_records);
+    engine.status.report_audit(&engine.audit);
+    if let Err(e) = recorded {
         report.problems.push(refusal(
             state.path(),
             Reason::Audit,

@@ -204,6 +204,15 @@ impl Controller {
             // Every reconcile is refused for the same reason until the journal can be written.
             tracing::error!(error = %e, "cannot record the identities loaded");
         }
+        // The trail goes where the applied commit's configuration sends it, from the start: a
+        // push before the first apply uses it too, and /status says so while records wait.
+        if let Some(branch) = applied
+            .as_ref()
+            .and_then(|state| applied_audit_branch(&source, &state.commit))
+        {
+            audit.set_branch(&branch);
+        }
+        status.report_audit(&audit);
         Ok(Self {
             source,
             _lock: lock,
@@ -216,6 +225,7 @@ impl Controller {
                 parsed_targets: Default::default(),
                 removed_outputs: config.removed_outputs,
                 audit,
+                status: status.clone(),
                 owners: Default::default(),
                 creds,
                 creds_problem,
@@ -267,15 +277,10 @@ impl Controller {
                 tracing::warn!(error = %e, "audit push failed; the records stay journalled and are pushed later");
             }
         }
-        let waiting = audit.waiting();
-        metrics.audit_records_waiting.set(waiting as i64);
+        status.report_audit(audit);
         status.update(|doc| {
-            doc.audit = crate::status::AuditStatus {
-                branch: audit.branch(),
-                records_waiting: waiting as u64,
-                last_push_at: Some(now_rfc3339()),
-                last_push_error: result.as_ref().err().cloned(),
-            };
+            doc.audit.last_push_at = Some(now_rfc3339());
+            doc.audit.last_push_error = result.as_ref().err().cloned();
         });
         result
     }
@@ -307,7 +312,9 @@ impl Controller {
     /// Journals the decisions among `refusals`; a journal failure is added to them.
     fn record_refusals(&self, refusals: &mut Vec<Refusal>) {
         let drafts: Vec<RecordDraft> = refusals.iter().filter_map(refusal_record).collect();
-        if let Err(e) = self.engine.audit.record(drafts) {
+        let recorded = self.engine.audit.record(drafts);
+        self.status.report_audit(&self.engine.audit);
+        if let Err(e) = recorded {
             refusals.push(Refusal {
                 commit: None,
                 path: None,
@@ -562,6 +569,7 @@ impl Controller {
             );
         } else {
             self.engine.audit.set_branch(&plan.audit_branch);
+            self.status.report_audit(&self.engine.audit);
         }
         if let Err(e) = self.source.pin_applied(&repo, commit) {
             tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
@@ -645,6 +653,33 @@ impl Controller {
         });
         (Outcome::Refused, 0)
     }
+}
+
+/// `audit.branch` of `commit`'s `.sealops/config.yaml` (the default when it has none), unless it
+/// names the synced branch; `None` when the commit cannot be read.
+fn applied_audit_branch(source: &Source, commit: &str) -> Option<String> {
+    let repo = source.open().ok()?;
+    let tree = repo
+        .find_commit(Oid::from_str(commit).ok()?)
+        .ok()?
+        .tree()
+        .ok()?;
+    let config = tree
+        .get_path(std::path::Path::new(sealops_core::repo::CONFIG_FILE))
+        .ok()
+        .and_then(|entry| repo.find_blob(entry.id()).ok())
+        .and_then(|blob| {
+            sealops_core::config::Config::parse(
+                &String::from_utf8_lossy(blob.content()),
+                sealops_core::repo::CONFIG_FILE,
+            )
+            .ok()
+        });
+    let branch = config.map_or_else(
+        || sealops_core::config::Audit::default().branch,
+        |c| c.audit.branch,
+    );
+    (branch != source.branch()).then_some(branch)
 }
 
 fn now_rfc3339() -> String {
@@ -948,4 +983,60 @@ fn watch(
         }
     }
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_config(repo: &git2::Repository, config: Option<&str>) -> String {
+        let mut builder = repo.treebuilder(None).expect("treebuilder");
+        if let Some(text) = config {
+            let blob = repo.blob(text.as_bytes()).expect("blob");
+            let mut inner = repo.treebuilder(None).expect("treebuilder");
+            inner.insert("config.yaml", blob, 0o100644).expect("insert");
+            let inner = inner.write().expect("tree");
+            builder.insert(".sealops", inner, 0o040000).expect("insert");
+        }
+        let tree = repo
+            .find_tree(builder.write().expect("tree"))
+            .expect("tree");
+        let who = git2::Signature::now("t", "t@example.invalid").expect("signature");
+        repo.commit(None, &who, &who, "c", &tree, &[])
+            .expect("commit")
+            .to_string()
+    }
+
+    #[test]
+    fn the_audit_branch_at_start_is_the_applied_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = git2::Repository::init(dir.path()).expect("init");
+        let source = Source::new(
+            &sealops_core::controller_config::RepositorySource {
+                path: Some(dir.path().to_owned()),
+                url: None,
+                branch: "main".to_owned(),
+                token_file: None,
+                ssh_key_file: None,
+            },
+            dir.path(),
+        );
+        let custom = commit_config(
+            &repo,
+            Some("sealops: v1\naudit:\n  branch: compliance/trail\n"),
+        );
+        assert_eq!(
+            applied_audit_branch(&source, &custom).as_deref(),
+            Some("compliance/trail")
+        );
+        let default = commit_config(&repo, None);
+        assert_eq!(
+            applied_audit_branch(&source, &default).as_deref(),
+            Some("sealops/audit")
+        );
+        // Never the synced branch (the reconcile refuses it the same way).
+        let synced = commit_config(&repo, Some("sealops: v1\naudit:\n  branch: main\n"));
+        assert_eq!(applied_audit_branch(&source, &synced), None);
+        assert_eq!(applied_audit_branch(&source, &"0".repeat(40)), None);
+    }
 }

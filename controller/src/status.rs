@@ -427,6 +427,19 @@ impl Status {
         change(&mut self.doc.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Reports the audit trail as it stands: the branch its records go to and the records
+    /// waiting in the journal (`/status` `audit` and `sealops_audit_records_waiting`). Called
+    /// after every record and every push, so neither is stale while records wait for a push.
+    pub fn report_audit(&self, audit: &crate::audit::Audit) {
+        // Read before the document's lock is taken: /status never waits on the journal.
+        let (branch, waiting) = (audit.branch(), audit.waiting());
+        self.metrics.audit_records_waiting.set(waiting as i64);
+        self.update(|doc| {
+            doc.audit.branch = branch;
+            doc.audit.records_waiting = waiting as u64;
+        });
+    }
+
     /// Ready once the first reconcile finished (applied or refused, either way it reported).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
