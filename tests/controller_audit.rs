@@ -731,3 +731,68 @@ fn records_waiting_and_the_branch_are_reported_while_records_wait_for_a_push() {
     assert_eq!(running.terminate(), 0);
     assert_eq!(records(&fleet).len() as u64, after_second);
 }
+
+#[test]
+fn a_refused_head_is_recorded_once_however_often_it_is_judged_again() {
+    use std::collections::BTreeSet;
+
+    let fleet = kit::single_approver_fleet();
+    // A full resync every second judges the refused head again each time; nothing is pushed
+    // while it runs, so the journal holds every record.
+    let port = kit::free_port();
+    fleet.write_config(&format!(
+        "http:\n  listen: 127.0.0.1:{port}\npoll:\n  interval: 1h\n  jitter: 0s\n  resync: 1s\naudit:\n  controller_id: node-1\n  push_interval: 1h\n"
+    ));
+    let log = fleet.world.dir.path().join("controller-resync.log");
+    let child = fleet
+        .controller()
+        .args(["run", "--log-level", "trace", "--config"])
+        .arg(&fleet.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("controller starts");
+    let mut running = kit::Running { child, port, log };
+    let first = kit::head(&fleet);
+    running.wait_for_status("the first apply", |s| {
+        s["applied"]["commit"] == first.as_str()
+    });
+
+    fleet.set("apps/payments/db", "DB_PASSWORD", "refused-Value-71");
+    let unsigned = fleet.commit_unsigned("nobody signed this");
+    let refused_now = |s: &serde_json::Value| {
+        s["head"] == unsigned.as_str()
+            && kit::refusals(s, "verification")
+                .iter()
+                .any(|r| r["commit"] == unsigned.as_str())
+    };
+    running.wait_for_status("the unsigned head refused", refused_now);
+    // Four more reconciles that judged it again (each still reports the refusal).
+    let mut finished = BTreeSet::new();
+    running.wait_for_status("four resyncs judging the refused head", |s| {
+        if refused_now(s)
+            && let Some(at) = s["last_reconcile"]["finished_at"].as_str()
+        {
+            finished.insert(at.to_owned());
+        }
+        finished.len() > 4
+    });
+    let refused_records = |records: &[serde_json::Value]| {
+        records
+            .iter()
+            .filter(|r| r["event"] == "commit-refused" && r["commit"] == unsigned.as_str())
+            .count()
+    };
+    assert_eq!(
+        refused_records(&journalled_records(&fleet)),
+        1,
+        "{:#?}",
+        journalled_records(&fleet)
+    );
+    assert_eq!(running.terminate(), 0);
+    // And once on the branch, after the push at shutdown.
+    assert_eq!(refused_records(&records(&fleet)), 1);
+    let (code, out) = verify(&fleet);
+    assert_eq!(code, 0, "{out}");
+}

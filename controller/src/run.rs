@@ -7,7 +7,7 @@
 //! the loop awaits each one before it listens again, which also means SIGTERM lets the
 //! reconcile in progress finish its writes before the process exits.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,49 @@ pub struct Controller {
     fetch_timeout: Duration,
     /// The last fetch failed (cleared by a successful one).
     fetch_failure: Option<Refusal>,
+    /// Refusals already journalled, so a head judged again is not recorded again.
+    recorded_refusals: RecordedRefusals,
+}
+
+/// How many journalled refusals [`RecordedRefusals`] remembers.
+const REMEMBERED_REFUSALS: usize = 1024;
+
+/// A refusal as it is recorded once: (commit, reason, path).
+type RefusalKey = (String, crate::status::Reason, Option<String>);
+
+/// The (commit, reason, path) of the newest refusals journalled. A refused head is judged again
+/// by every full resync, every reconcile after a failed fetch and every change on the branch
+/// above it; its record says the same thing each time, so it is journalled once. In memory
+/// only (a restart records each refusal once more), and bounded: the oldest of more than
+/// [`REMEMBERED_REFUSALS`] are forgotten and would be recorded again.
+#[derive(Debug, Default)]
+struct RecordedRefusals {
+    order: VecDeque<RefusalKey>,
+    keys: HashSet<RefusalKey>,
+}
+
+impl RecordedRefusals {
+    fn key(refusal: &Refusal) -> Option<RefusalKey> {
+        refusal
+            .commit
+            .clone()
+            .map(|commit| (commit, refusal.reason, refusal.path.clone()))
+    }
+
+    fn contains(&self, key: &RefusalKey) -> bool {
+        self.keys.contains(key)
+    }
+
+    fn insert(&mut self, key: RefusalKey) {
+        if self.keys.insert(key.clone()) {
+            self.order.push_back(key);
+            if self.order.len() > REMEMBERED_REFUSALS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.keys.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl Controller {
@@ -238,6 +281,7 @@ impl Controller {
             status,
             fetch_timeout: poll.max(Duration::from_secs(30)),
             fetch_failure: None,
+            recorded_refusals: RecordedRefusals::default(),
         })
     }
 
@@ -309,18 +353,39 @@ impl Controller {
         }
     }
 
-    /// Journals the decisions among `refusals`; a journal failure is added to them.
-    fn record_refusals(&self, refusals: &mut Vec<Refusal>) {
-        let drafts: Vec<RecordDraft> = refusals.iter().filter_map(refusal_record).collect();
+    /// Journals the decisions among `refusals` not journalled before (each (commit, reason,
+    /// path) once); a journal failure is added to them. Every refusal is still reported.
+    fn record_refusals(&mut self, refusals: &mut Vec<Refusal>) {
+        let mut new_keys = Vec::new();
+        let mut drafts = Vec::new();
+        for refusal in refusals.iter() {
+            let Some(draft) = refusal_record(refusal) else {
+                continue;
+            };
+            let key = RecordedRefusals::key(refusal);
+            if let Some(key) = key {
+                if self.recorded_refusals.contains(&key) || new_keys.contains(&key) {
+                    continue;
+                }
+                new_keys.push(key);
+            }
+            drafts.push(draft);
+        }
         let recorded = self.engine.audit.record(drafts);
         self.status.report_audit(&self.engine.audit);
-        if let Err(e) = recorded {
-            refusals.push(Refusal {
+        match recorded {
+            Ok(()) => {
+                for key in new_keys {
+                    self.recorded_refusals.insert(key);
+                }
+            }
+            // Not remembered: the next judgement records them.
+            Err(e) => refusals.push(Refusal {
                 commit: None,
                 path: None,
                 reason: crate::status::Reason::Audit,
                 message: format!("recording refusals: {e}"),
-            });
+            }),
         }
     }
 
@@ -1005,6 +1070,32 @@ mod tests {
         repo.commit(None, &who, &who, "c", &tree, &[])
             .expect("commit")
             .to_string()
+    }
+
+    #[test]
+    fn recorded_refusals_remember_the_newest_1024() {
+        use crate::status::Reason;
+        let key = |n: usize, reason| (format!("{n:040x}"), reason, Some("p".to_owned()));
+        let mut recorded = RecordedRefusals::default();
+        recorded.insert(key(0, Reason::Verification));
+        recorded.insert(key(0, Reason::Verification));
+        assert!(recorded.contains(&key(0, Reason::Verification)));
+        assert!(
+            !recorded.contains(&key(0, Reason::Schema)),
+            "another reason is new"
+        );
+        for n in 1..REMEMBERED_REFUSALS {
+            recorded.insert(key(n, Reason::Verification));
+        }
+        assert_eq!(recorded.order.len(), REMEMBERED_REFUSALS);
+        assert!(recorded.contains(&key(0, Reason::Verification)));
+        recorded.insert(key(REMEMBERED_REFUSALS, Reason::Verification));
+        assert_eq!(recorded.keys.len(), REMEMBERED_REFUSALS);
+        assert!(
+            !recorded.contains(&key(0, Reason::Verification)),
+            "the oldest is forgotten"
+        );
+        assert!(recorded.contains(&key(1, Reason::Verification)));
     }
 
     #[test]
