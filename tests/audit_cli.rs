@@ -17,6 +17,7 @@ fn world_with_trail() -> World {
     let public = keys.public_key();
     let mut log = AuditLog::resume("c1", "node-1", keys, None);
     let mut parent = None;
+    let mut chain = None;
     for batch in 0..2 {
         let mut lines = Vec::new();
         for n in 0..2 {
@@ -37,7 +38,11 @@ fn world_with_trail() -> World {
             lines.push(log.record(draft));
         }
         lines.push(log.seal().expect("seal"));
-        parent = append_commit(&repo, parent, "c1", &public, &lines).expect("commit");
+        let appended = append_commit(&repo, parent, "c1", &public, chain, &lines)
+            .expect("commit")
+            .expect("new lines");
+        parent = Some(appended.commit);
+        chain = Some(appended.chain_tree);
     }
     repo.reference(
         "refs/heads/sealops/audit",
@@ -46,7 +51,17 @@ fn world_with_trail() -> World {
         "test",
     )
     .expect("branch");
+    register(&world, &[("c1", &public)]);
     world
+}
+
+/// Writes `.sealops/controllers.yaml` in the checkout with these (controller, key) entries.
+fn register(world: &World, entries: &[(&str, &str)]) {
+    let mut text = "sealops: v1\ncontrollers:\n".to_owned();
+    for (id, key) in entries {
+        text.push_str(&format!("  - id: {id}\n    public_key: {key}\n"));
+    }
+    std::fs::write(world.repo.join(".sealops/controllers.yaml"), text).expect("registry");
 }
 
 #[test]
@@ -57,6 +72,23 @@ fn verify_passes_then_names_an_edited_line() {
         out.contains("c1: 4 records, chain and seals intact"),
         "{out}"
     );
+
+    // The same trail without its key registered is a forgery as far as anyone can tell.
+    let registry =
+        std::fs::read_to_string(world.repo.join(".sealops/controllers.yaml")).expect("registry");
+    std::fs::remove_file(world.repo.join(".sealops/controllers.yaml")).expect("rm");
+    let out = world
+        .sealops()
+        .args(["audit", "verify"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not registered for c1") && stdout.contains("missing, so no audit key"),
+        "{stdout}"
+    );
+    std::fs::write(world.repo.join(".sealops/controllers.yaml"), registry).expect("restore");
 
     // Edit one byte of the first record on the branch, as a commit on top of it.
     let work = world.dir.path().join("audit-work");

@@ -40,13 +40,34 @@ fn branch_text(repo: &Path) -> String {
         .collect()
 }
 
+/// `sealops audit verify`. The fleet's first commit registers its controller's key under the
+/// default controller id; a test that names its controller (`audit.controller_id`) verifies
+/// against a registry pinned locally (`--registry`) with that name and the same key.
 fn verify(fleet: &Fleet) -> (i32, String) {
-    let out = fleet
-        .world
-        .sealops()
-        .args(["audit", "verify"])
-        .output()
-        .expect("runs");
+    verify_with(fleet, &[])
+}
+
+fn verify_with(fleet: &Fleet, extra: &[&str]) -> (i32, String) {
+    let config = std::fs::read_to_string(&fleet.config).expect("config");
+    let mut command = fleet.world.sealops();
+    command.args(["audit", "verify"]).args(extra);
+    if let Some(id) = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("controller_id: "))
+    {
+        let key = std::fs::read_to_string(fleet.state.join("audit.key")).expect("audit key");
+        let public = sealops_core::audit::AuditKeys::parse(&key)
+            .expect("key")
+            .public_key();
+        let pinned = fleet.world.dir.path().join("pinned-controllers.yaml");
+        std::fs::write(
+            &pinned,
+            format!("sealops: v1\ncontrollers:\n  - id: {id}\n    public_key: {public}\n"),
+        )
+        .expect("pinned registry");
+        command.arg("--registry").arg(&pinned);
+    }
+    let out = command.output().expect("runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -175,54 +196,20 @@ fn every_controller_action_is_on_the_audit_branch_and_verifies_and_tampering_is_
     let intact = git(fleet.repo(), &["rev-parse", "sealops/audit"])
         .trim()
         .to_owned();
-    let file = git(
+    let batches: Vec<String> = git(
         fleet.repo(),
         &["ls-tree", "-r", "--name-only", "sealops/audit"],
     )
     .lines()
-    .find(|f| f.ends_with("/node-1.jsonl"))
-    .expect("the day's trail file")
-    .to_owned();
-    type Tamper = fn(Vec<String>) -> Vec<String>;
-    let at = |line: usize| format!("BROKEN at {file}:{line}:");
-    let cases: [(&str, Tamper, String); 4] = [
-        (
-            "edit one byte",
-            |mut lines| {
-                lines[2] = lines[2].replacen("apps/payments/db", "apps/payments/dX", 1);
-                lines
-            },
-            at(4),
-        ),
-        (
-            "delete a line",
-            |mut lines| {
-                lines.remove(2);
-                lines
-            },
-            at(3),
-        ),
-        (
-            "reorder two lines",
-            |mut lines| {
-                lines.swap(2, 3);
-                lines
-            },
-            at(3),
-        ),
-        (
-            // The trail then ends before the signed head.
-            "drop the last batch",
-            |lines| {
-                let last_seal_before_end = lines[..lines.len() - 1]
-                    .iter()
-                    .rposition(|l| l.starts_with("{\"seal\""))
-                    .expect("an earlier seal");
-                lines[..=last_seal_before_end].to_vec()
-            },
-            "BROKEN at audit/heads/node-1.json".to_owned(),
-        ),
-    ];
+    .filter(|f| f.starts_with("audit/trails/node-1/") && f.ends_with(".jsonl"))
+    .map(str::to_owned)
+    .collect();
+    assert!(batches.len() >= 2, "one batch file per push: {batches:?}");
+    let (first, last) = (batches[0].clone(), batches[batches.len() - 1].clone());
+    let head = format!(
+        "{}/head.json",
+        first.split('/').take(4).collect::<Vec<_>>().join("/")
+    );
     let work = fleet.world.dir.path().join("audit-work");
     git(
         fleet.world.dir.path(),
@@ -235,18 +222,56 @@ fn every_controller_action_is_on_the_audit_branch_and_verifies_and_tampering_is_
             work.to_str().unwrap(),
         ],
     );
-    for (what, tamper, expected) in cases {
-        git(&work, &["reset", "-q", "--hard", &intact]);
-        let path = work.join(&file);
-        let lines: Vec<String> = std::fs::read_to_string(&path)
+    let edit_lines = |file: &str, edit: &dyn Fn(&mut Vec<String>)| {
+        let path = work.join(file);
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
             .expect("read")
             .lines()
             .map(str::to_owned)
             .collect();
-        let mut text = tamper(lines).join("\n");
-        text.push('\n');
-        std::fs::write(&path, text).expect("write");
-        git(&work, &["commit", "-qam", what]);
+        edit(&mut lines);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    };
+    let at = |line: usize| format!("BROKEN at {first}:{line}:");
+    let cases: Vec<(&str, Box<dyn Fn()>, String)> = vec![
+        (
+            "edit one byte",
+            Box::new(|| {
+                edit_lines(&first, &|lines| {
+                    lines[2] = lines[2].replacen("\"seq\":3,", "\"seq\":3, ", 1);
+                })
+            }),
+            at(4),
+        ),
+        (
+            "delete a line",
+            Box::new(|| edit_lines(&first, &|lines| drop(lines.remove(2)))),
+            at(3),
+        ),
+        (
+            "reorder two lines",
+            Box::new(|| edit_lines(&first, &|lines| lines.swap(2, 3))),
+            at(3),
+        ),
+        (
+            "drop the last batch, keep the head",
+            Box::new(|| drop(std::fs::remove_file(work.join(&last)))),
+            format!("BROKEN at {head}: the head is a seal at record"),
+        ),
+        (
+            "rename a batch file",
+            Box::new(|| {
+                let renamed = last.replace(".jsonl", "").replacen("/0000", "/0009", 1) + ".jsonl";
+                std::fs::rename(work.join(&last), work.join(&renamed)).expect("rename");
+            }),
+            "the file was renamed or moved".to_owned(),
+        ),
+    ];
+    for (what, tamper, expected) in cases {
+        git(&work, &["reset", "-q", "--hard", &intact]);
+        tamper();
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-qm", what]);
         git(&work, &["push", "-qf", "origin", "HEAD:sealops/audit"]);
         let (code, out) = verify(&fleet);
         assert_eq!(code, 1, "{what}: {out}");
@@ -255,6 +280,8 @@ fn every_controller_action_is_on_the_audit_branch_and_verifies_and_tampering_is_
             "{what}: expected {expected} in\n{out}"
         );
     }
+    git(&work, &["reset", "-q", "--hard", &intact]);
+    git(&work, &["push", "-qf", "origin", "HEAD:sealops/audit"]);
 }
 
 /// The controller-issue scenarios against a real remote (`git daemon` on 127.0.0.1 with
@@ -444,35 +471,6 @@ fn an_unwritable_journal_refuses_every_output_and_says_why() {
             .output("payments/db.env")
             .is_some_and(|env| env.contains("unrecorded-Value-41"))
     );
-}
-
-#[test]
-fn a_controller_that_lost_its_audit_key_cannot_continue_the_trail_under_its_name() {
-    let fleet = kit::single_approver_fleet();
-    fleet.write_config("audit:\n  controller_id: node-9\n");
-    let (code, status) = once(&fleet);
-    assert_eq!(code, 0, "{status:#}");
-    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
-    assert_eq!(status["audit"]["branch"], "sealops/audit");
-    assert!(
-        status["audit"].get("last_push_error").is_none(),
-        "{status:#}"
-    );
-
-    // The state directory is lost (audit key and journal with it); the controller starts over
-    // under the same name with a new key: its records stay journalled, the trail untouched.
-    std::fs::remove_dir_all(&fleet.state).expect("rm state");
-    let (_, status) = once(&fleet);
-    let error = status["audit"]["last_push_error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a push error: {status:#}"));
-    assert!(
-        error.contains("another key") && error.contains("audit.controller_id"),
-        "{error}"
-    );
-    assert!(status["audit"]["records_waiting"].as_u64() > Some(0));
-    let (code, out) = verify(&fleet);
-    assert_eq!(code, 0, "{out}");
 }
 
 /// A controller killed while it moved the audit branch leaves the ref's lock file behind. The

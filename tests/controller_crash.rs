@@ -208,7 +208,7 @@ fn observe_audit(trial: &str, fleet: &Fleet) -> AuditSeen {
 
 /// [`observe_audit`] with the audit branch in `branch_repo` (a remote).
 fn observe_audit_in(trial: &str, fleet: &Fleet, branch_repo: &Path) -> AuditSeen {
-    use sealops_core::audit::{Line, trail_in_tree, verify_files};
+    use sealops_core::audit::{Line, trail_in_tree, verify_trail};
     let mut seen = AuditSeen::default();
     let repo = git2::Repository::open(branch_repo).expect("repo");
     let take = |seen: &mut AuditSeen, line: &str, from: &str| {
@@ -231,7 +231,7 @@ fn observe_audit_in(trial: &str, fleet: &Fleet, branch_repo: &Path) -> AuditSeen
     if let Ok(tip) = repo.find_reference("refs/heads/sealops/audit") {
         let tree = tip.peel_to_tree().expect("tree");
         let files = trail_in_tree(&repo, &tree).expect("trail");
-        let verified = verify_files(&files);
+        let verified = verify_trail(&files, &fleet.registry(), &[]);
         assert!(verified.is_intact(), "{trial}: {:?}", verified.problems);
         let mut files: Vec<_> = files
             .iter()

@@ -22,7 +22,9 @@ use sealops_core::audit::{
     AuditKeys, AuditLog, Fingerprinter, Journal, RecordDraft, append_commit,
 };
 
+use crate::audit_guard::{PUSHED_REF, PushedChain, PushedState, compare, registry_at};
 use crate::source::Source;
+use sealops_core::repo::CONTROLLERS_FILE;
 
 /// The audit key file in the state directory (Ed25519 seed + HMAC key, 0600).
 pub const KEY_FILE: &str = "audit.key";
@@ -63,6 +65,10 @@ pub struct Audit {
     /// More destinations of every journalled line (`audit.sinks`), and what `audit.require`
     /// asks of them.
     sinks: crate::audit_sink::Sinks,
+    /// The applied commit (its registry of audit keys).
+    applied: Mutex<Option<String>>,
+    /// What the checks of the audit branch found.
+    report: Mutex<BranchReport>,
 }
 
 /// What a push did.
@@ -89,10 +95,13 @@ impl Audit {
             branch: Mutex::new("sealops/audit".to_owned()),
             pushing: Mutex::new(()),
             sinks: crate::audit_sink::Sinks::default(),
+            applied: Mutex::new(None),
+            report: Mutex::new(BranchReport::default()),
         };
         if let Err(e) = audit.reopen() {
             tracing::error!(error = %e, "the audit journal cannot be opened; every action is refused until it can");
         }
+        audit.load_witness();
         audit
     }
 
@@ -196,7 +205,7 @@ impl Audit {
     }
 
     /// Seals what is unsealed and returns every journalled line with the public key.
-    fn batch(&self) -> Result<Option<(Vec<String>, String)>, String> {
+    fn batch(&self) -> Result<(Vec<String>, String), String> {
         self.reopen()?;
         let mut guard = self.lock();
         let trail = guard.as_mut().map_err(|e| e.clone())?;
@@ -208,9 +217,10 @@ impl Audit {
             }
             self.sinks.deliver_seal(&seal);
         }
-        let lines = trail.journal.pending().to_vec();
-        let anything_new = lines.iter().any(|l| is_record(l));
-        Ok(anything_new.then(|| (lines, trail.log.keys().public_key())))
+        Ok((
+            trail.journal.pending().to_vec(),
+            trail.log.keys().public_key(),
+        ))
     }
 
     /// Lines `0..count` of the journal are on the audit branch: drop them, keeping the last
@@ -224,39 +234,248 @@ impl Audit {
             .map_err(|e| e.to_string())
     }
 
+    /// Sets the applied commit, whose `.sealops/controllers.yaml` says which keys are
+    /// registered.
+    pub fn set_applied(&self, commit: &str) {
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = Some(commit.to_owned());
+    }
+
+    /// What the last check of the audit branch found.
+    pub fn report(&self) -> BranchReport {
+        self.report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn update_report(&self, change: impl FnOnce(&mut BranchReport)) {
+        change(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Reads what this controller last pushed (for `/status` before the first push).
+    fn load_witness(&self) {
+        let Some(public_key) = self.public_key() else {
+            return;
+        };
+        if let Ok(state) = PushedState::load(&self.state_dir, &public_key) {
+            self.update_report(|report| {
+                report.public_key = public_key;
+                report.witness = state.confirmed;
+            });
+        }
+    }
+
+    fn public_key(&self) -> Option<String> {
+        match &*self.lock() {
+            Ok(trail) => Some(trail.log.keys().public_key()),
+            Err(_) => None,
+        }
+    }
+
+    /// Notes whether this controller's key is registered at the applied commit.
+    fn check_registration(
+        &self,
+        repo: &Repository,
+        public_key: &str,
+    ) -> Option<sealops_core::audit::Registry> {
+        let applied = self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (registry, registered, problem) = match applied.map(|c| registry_at(repo, &c)) {
+            None => (None, None, None),
+            Some(Ok(Some(registry))) => {
+                let registered = registry.is_registered(&self.controller, public_key);
+                let problem = (!registered).then(|| format!(
+                    "this controller's audit key is not registered in {CONTROLLERS_FILE}: `audit verify` reports its trail as unregistered until an approved change adds it (`sealops-controller audit-key` prints the entry)"
+                ));
+                (Some(registry), Some(registered), problem)
+            }
+            Some(Ok(None)) => (
+                None,
+                Some(false),
+                Some(format!(
+                    "the repository has no {CONTROLLERS_FILE}: no audit key is registered, so `audit verify` trusts none; register this controller's (`sealops-controller audit-key` prints the entry)"
+                )),
+            ),
+            Some(Err(e)) => (None, None, Some(format!("{CONTROLLERS_FILE}: {e}"))),
+        };
+        let was = self.report().key_registered;
+        if let Some(problem) = &problem
+            && was != registered
+        {
+            tracing::warn!("{problem}");
+        }
+        self.update_report(|report| {
+            report.key_registered = registered;
+            report.registration_problem = problem;
+        });
+        registry
+    }
+
+    fn note_tampering(&self, found: Vec<String>) {
+        if found.is_empty() {
+            return;
+        }
+        let at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        for finding in &found {
+            tracing::error!(finding = %finding, "the audit branch was tampered with");
+        }
+        self.update_report(|report| {
+            report.tamper_detections += found.len() as u64;
+            for finding in found {
+                if let Some(seen) = report.tampering.iter_mut().find(|t| t.finding == finding) {
+                    seen.last_seen = at.clone();
+                } else {
+                    report.tampering.push(Tampering {
+                        first_seen: at.clone(),
+                        last_seen: at.clone(),
+                        finding,
+                    });
+                }
+            }
+        });
+    }
+
     /// Pushes everything journalled to the audit branch of `source`'s repository (blocking:
-    /// git and the disk). Retries a rejected push on the new tip with backoff.
+    /// git and the disk), after checking the branch against what this controller pushed
+    /// before: whatever the branch lost is pushed again. Retries a rejected push on the new
+    /// tip with backoff.
     pub fn push(&self, source: &Source) -> Result<Pushed, String> {
         let _one_at_a_time = self.pushing.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((lines, public_key)) = self.batch()? else {
+        let (lines, public_key) = self.batch()?;
+        let mut state = PushedState::load(&self.state_dir, &public_key)?;
+        if lines.is_empty() && state.confirmed.is_none() && state.pending.is_none() {
             return Ok(Pushed::Nothing);
-        };
+        }
+        let records = lines.iter().filter(|l| is_record(l)).count();
+        let anchor = lines.first().filter(|l| !is_record(l)).cloned();
         let branch = self.branch();
         let publisher = Publisher::new(source, &branch)?;
         let mut backoff = Duration::from_millis(20);
         let mut last_problem = String::new();
         for attempt in 1..=PUSH_ATTEMPTS {
-            match publisher.publish(&self.controller, &public_key, &lines) {
-                Ok(Published::Done) => {
+            let (repo, tip) = publisher.tip()?;
+            let tip_tree = tip
+                .map(|t| repo.find_commit(t).and_then(|c| c.tree()))
+                .transpose()
+                .map_err(|e| format!("reading the audit branch: {}", e.message()))?;
+            let registry = self.check_registration(&repo, &public_key);
+            let comparison = compare(
+                &repo,
+                tip.zip(tip_tree.as_ref()),
+                &self.controller,
+                &public_key,
+                &state,
+                anchor.as_deref(),
+                registry.as_ref(),
+            )?;
+            self.note_tampering(comparison.tampering);
+            if comparison.confirmed_pending || comparison.base != state.confirmed {
+                state.confirmed = comparison.base.clone();
+                state.pending = None;
+                state.save(&self.state_dir)?;
+                self.confirmed(&repo, &state);
+            }
+            let base_tree = state.confirmed.as_ref().and_then(PushedChain::chain_tree);
+            let appended =
+                append_commit(&repo, tip, &self.controller, &public_key, base_tree, &lines)
+                    .map_err(|e| format!("building the audit commit: {}", e.message()))?;
+            let Some(appended) = appended else {
+                // The branch holds this controller's chain with every journalled line.
+                if records > 0 {
+                    self.acknowledge(lines.len())?;
+                }
+                return Ok(Pushed::Nothing);
+            };
+            let chain = PushedChain {
+                commit: appended.commit.to_string(),
+                chain_tree: appended.chain_tree.to_string(),
+                head: appended.head,
+                last_seq: appended.last_seq,
+            };
+            state.pending = Some(chain.clone());
+            state.save(&self.state_dir)?;
+            match publisher.update(&repo, tip, appended.commit)? {
+                Published::Done => {
+                    state.confirmed = Some(chain);
+                    state.pending = None;
+                    state.save(&self.state_dir)?;
+                    self.confirmed(&repo, &state);
                     self.acknowledge(lines.len())?;
                     return Ok(Pushed::Lines {
                         lines: lines.len(),
                         attempts: attempt,
                     });
                 }
-                Ok(Published::Rejected(why)) => {
+                Published::Rejected(why) => {
                     last_problem = why;
                     let jitter = backoff.mul_f64(rand::random::<f64>());
                     std::thread::sleep(backoff + jitter);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
-                Err(problem) => return Err(problem),
             }
         }
         Err(format!(
             "pushing to {branch}: still rejected after {PUSH_ATTEMPTS} attempts ({last_problem}); the records stay journalled"
         ))
     }
+
+    /// `state.confirmed` is on the branch: pin its commit and serve it as the witness.
+    fn confirmed(&self, repo: &Repository, state: &PushedState) {
+        let Some(confirmed) = &state.confirmed else {
+            return;
+        };
+        if let Ok(commit) = Oid::from_str(&confirmed.commit)
+            && let Err(e) = repo.reference(PUSHED_REF, commit, true, "sealops audit pushed")
+        {
+            tracing::warn!(error = %e.message(), "cannot pin the pushed audit commit; git gc could prune what a restore needs");
+        }
+        self.update_report(|report| {
+            report.public_key = state.public_key.clone();
+            report.witness = Some(confirmed.clone());
+        });
+    }
+}
+
+/// The registration of this controller's audit key, as an entry of
+/// `.sealops/controllers.yaml` (`sealops-controller audit-key`). Creates the state directory
+/// (0700) and the key (0600) when they are missing, so the key can be registered before the
+/// controller first starts.
+pub fn registration_entry(state_dir: &Path, controller: &str) -> Result<String, String> {
+    crate::state::StateFile::open(state_dir).map_err(|e| e.to_string())?;
+    let path = state_dir.join(KEY_FILE);
+    let keys = AuditKeys::load_or_create(&path)
+        .map_err(|e| format!("audit key {}: {e}", path.display()))?;
+    Ok(format!(
+        "  - id: {controller}\n    public_key: {}\n",
+        keys.public_key()
+    ))
+}
+
+/// What the controller knows of its trail on the audit branch (`/status` `audit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BranchReport {
+    pub public_key: String,
+    /// Whether the applied commit registers this controller's key (`None`: not known yet).
+    pub key_registered: Option<bool>,
+    pub registration_problem: Option<String>,
+    /// The newest seal the branch confirmed: a witness for `sealops audit verify --witness`.
+    pub witness: Option<PushedChain>,
+    /// What the branch showed that only someone else's write explains, since start-up.
+    pub tampering: Vec<Tampering>,
+    pub tamper_detections: u64,
+}
+
+/// One kind of tampering seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tampering {
+    pub finding: String,
+    pub first_seen: String,
+    pub last_seen: String,
 }
 
 /// Whether a journal line is a record (not a seal), without parsing it: this runs after every
@@ -312,12 +531,9 @@ impl<'s> Publisher<'s> {
         }
     }
 
-    fn publish(
-        &self,
-        controller: &str,
-        public_key: &str,
-        lines: &[String],
-    ) -> Result<Published, String> {
+    /// The repository audit commits are built in, and the audit branch's tip (fetched from a
+    /// remote first).
+    fn tip(&self) -> Result<(Repository, Option<Oid>), String> {
         match self {
             Self::Local { path, reference } => {
                 let repo = Repository::open(path)
@@ -327,11 +543,30 @@ impl<'s> Publisher<'s> {
                     Err(e) if e.code() == git2::ErrorCode::NotFound => None,
                     Err(e) => return Err(e.message().to_owned()),
                 };
-                let Some(commit) = append_commit(&repo, tip, controller, public_key, lines)
-                    .map_err(|e| format!("building the audit commit: {}", e.message()))?
-                else {
-                    return Ok(Published::Done);
-                };
+                Ok((repo, tip))
+            }
+            Self::Remote {
+                source,
+                url,
+                mirror,
+                branch,
+            } => {
+                let repo = source.open().map_err(|e| e.to_string())?;
+                let tip = self.fetch_tip(&repo, url, mirror, branch)?;
+                Ok((repo, tip))
+            }
+        }
+    }
+
+    /// Moves the branch from `tip` to `commit`, unless another writer moved it first.
+    fn update(
+        &self,
+        repo: &Repository,
+        tip: Option<Oid>,
+        commit: Oid,
+    ) -> Result<Published, String> {
+        match self {
+            Self::Local { reference, .. } => {
                 // Compare-and-swap: the branch moves only if it is still where we read it.
                 let moved = match tip {
                     Some(tip) => {
@@ -371,18 +606,11 @@ impl<'s> Publisher<'s> {
                 }
             }
             Self::Remote {
-                source,
                 url,
                 mirror,
                 branch,
+                ..
             } => {
-                let repo = source.open().map_err(|e| e.to_string())?;
-                let tip = self.fetch_tip(&repo, url, mirror, branch)?;
-                let Some(commit) = append_commit(&repo, tip, controller, public_key, lines)
-                    .map_err(|e| format!("building the audit commit: {}", e.message()))?
-                else {
-                    return Ok(Published::Done);
-                };
                 // A plain push only fast-forwards: if another controller pushed since the
                 // fetch, it is rejected and rebuilt on the new tip.
                 let out = self

@@ -157,7 +157,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
-    if state.status.is_ready() {
+    if state.status.blocked_by_tampering() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the audit branch was tampered with (audit.on_tamper: block); see /status audit.tampering\n",
+        )
+            .into_response()
+    } else if state.status.is_ready() {
         "ready\n".into_response()
     } else {
         (

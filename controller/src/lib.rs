@@ -9,11 +9,14 @@
 //!   allowed hook.
 //! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
 //!   commit; [`status`] and [`http`] report.
+//! - [`audit`] journals records and pushes them; [`audit_guard`] checks the audit branch against
+//!   what this controller pushed before every push.
 //! - [`leases`] keeps the leases of dynamic credentials; [`api`] is the local, authenticated
 //!   API that lists them and hands renew, revoke and rotate requests to the lease task.
 
 pub mod api;
 pub mod audit;
+pub mod audit_guard;
 pub mod audit_sink;
 pub mod check;
 pub mod creds;

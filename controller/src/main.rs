@@ -50,6 +50,20 @@ Example:\n  sealops-controller check-config --config /etc/sealops/controller.yam
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print this controller's audit key as an entry of .sealops/controllers.yaml, creating
+    /// the key in the state directory when it is missing.
+    #[command(
+        after_help = "The entry goes under `controllers:` in .sealops/controllers.yaml; the change is governed as \
+sys/controllers and needs approvals like a signer change. Until it is merged, `sealops audit verify` reports this \
+controller's trail as signed by an unregistered key. A controller whose state directory was lost has a new key: \
+register it beside the old entry (give the old one `valid_until`); the old trail stays valid.\n\n\
+Exit codes: 0 printed, 2 the configuration or the key cannot be read.\n\n\
+Example:\n  sealops-controller audit-key --config /etc/sealops/controller.yaml >> .sealops/controllers.yaml"
+    )]
+    AuditKey {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -94,6 +108,25 @@ fn main() -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) if once => ExitCode::from(1),
                 Ok(false) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::AuditKey { config } => {
+            let printed = sealops_controller::check::load(&config).and_then(|parsed| {
+                sealops_controller::audit::registration_entry(
+                    &parsed.state_dir,
+                    &parsed.controller_id(),
+                )
+                .map_err(anyhow::Error::msg)
+            });
+            match printed {
+                Ok(entry) => {
+                    print!("{entry}");
+                    ExitCode::SUCCESS
+                }
                 Err(error) => {
                     eprintln!("error: {error:#}");
                     ExitCode::from(2)

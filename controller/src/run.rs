@@ -255,6 +255,12 @@ impl Controller {
         {
             audit.set_branch(&branch);
         }
+        if let Some(state) = &applied {
+            audit.set_applied(&state.commit);
+        }
+        status.set_block_on_tamper(
+            config.audit.on_tamper == sealops_core::controller_config::OnTamper::Block,
+        );
         status.report_audit(&audit);
         Ok(Self {
             source,
@@ -634,8 +640,9 @@ impl Controller {
             );
         } else {
             self.engine.audit.set_branch(&plan.audit_branch);
-            self.status.report_audit(&self.engine.audit);
         }
+        self.engine.audit.set_applied(&state.commit);
+        self.status.report_audit(&self.engine.audit);
         if let Err(e) = self.source.pin_applied(&repo, commit) {
             tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
         }

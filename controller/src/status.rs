@@ -128,6 +128,23 @@ pub struct AuditStatus {
     pub last_push_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_push_error: Option<String>,
+    /// `ok`, or `tampered` once the audit branch showed something only another writer
+    /// explains (see `tampering`); stays until the controller restarts.
+    pub state: String,
+    /// This controller's audit public key (`ed25519:<base64>`).
+    pub public_key: String,
+    /// Whether the applied commit's `.sealops/controllers.yaml` registers that key.
+    pub key_registered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_problem: Option<String>,
+    /// Records of this controller's chain the audit branch confirmed (the witness's
+    /// `last_seq`).
+    pub sealed_records: u64,
+    /// The newest seal the branch confirmed: keep it elsewhere and pass it to
+    /// `sealops audit verify --witness` to prove the branch was not cut since.
+    pub witness: Option<sealops_core::audit::Seal>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tampering: Vec<crate::audit::Tampering>,
 }
 
 /// The document served at `/status`.
@@ -246,6 +263,9 @@ pub struct Metrics {
     pub audit_pushes: Family<ResultLabel, Counter>,
     pub audit_records_pushed: Counter,
     pub audit_records_waiting: Gauge,
+    pub audit_sealed_records: Gauge,
+    pub audit_tampered: Gauge,
+    pub audit_key_registered: Gauge,
     pub audit_sink_writes: Family<SinkLabel, Counter>,
     pub leases: Family<StateLabel, Gauge>,
     pub lease_operations: Family<OperationLabel, Counter>,
@@ -270,6 +290,9 @@ impl Metrics {
         let audit_pushes = Family::<ResultLabel, Counter>::default();
         let audit_records_pushed = Counter::default();
         let audit_records_waiting = Gauge::default();
+        let audit_sealed_records = Gauge::default();
+        let audit_tampered = Gauge::default();
+        let audit_key_registered = Gauge::default();
         let audit_sink_writes = Family::<SinkLabel, Counter>::default();
         let leases = Family::<StateLabel, Gauge>::default();
         let lease_operations = Family::<OperationLabel, Counter>::default();
@@ -337,6 +360,21 @@ impl Metrics {
             audit_records_waiting.clone(),
         );
         registry.register(
+            "audit_sealed_records",
+            "Records of this controller's audit chain confirmed on the audit branch (the sequence number of its newest pushed seal)",
+            audit_sealed_records.clone(),
+        );
+        registry.register(
+            "audit_tampered",
+            "Kinds of tampering with this controller's audit trail seen since start-up (0: none)",
+            audit_tampered.clone(),
+        );
+        registry.register(
+            "audit_key_registered",
+            "1 when the applied commit's .sealops/controllers.yaml registers this controller's audit key",
+            audit_key_registered.clone(),
+        );
+        registry.register(
             "audit_sink_writes",
             "Groups of audit lines written to each audit sink (audit.sinks) by result (ok, failed)",
             audit_sink_writes.clone(),
@@ -370,6 +408,9 @@ impl Metrics {
             audit_pushes,
             audit_records_pushed,
             audit_records_waiting,
+            audit_sealed_records,
+            audit_tampered,
+            audit_key_registered,
             audit_sink_writes,
             leases,
             lease_operations,
@@ -400,6 +441,8 @@ impl Metrics {
 pub struct Status {
     doc: Mutex<StatusDoc>,
     ready: AtomicBool,
+    audit_tampered: AtomicBool,
+    block_on_tamper: AtomicBool,
     pub metrics: Metrics,
 }
 
@@ -413,6 +456,8 @@ impl Status {
                 ..StatusDoc::default()
             }),
             ready: AtomicBool::new(false),
+            audit_tampered: AtomicBool::new(false),
+            block_on_tamper: AtomicBool::new(false),
             metrics: Metrics::new(),
         }
     }
@@ -433,16 +478,50 @@ impl Status {
     pub fn report_audit(&self, audit: &crate::audit::Audit) {
         // Read before the document's lock is taken: /status never waits on the journal.
         let (branch, waiting) = (audit.branch(), audit.waiting());
+        let report = audit.report();
+        let witness = report.witness.as_ref().and_then(|w| w.seal());
+        let sealed = witness.as_ref().map_or(0, |w| w.seal.last_seq);
         self.metrics.audit_records_waiting.set(waiting as i64);
+        self.metrics.audit_sealed_records.set(sealed as i64);
+        self.metrics
+            .audit_tampered
+            .set(report.tampering.len() as i64);
+        self.metrics
+            .audit_key_registered
+            .set(i64::from(report.key_registered == Some(true)));
+        self.audit_tampered
+            .store(!report.tampering.is_empty(), Ordering::SeqCst);
         self.update(|doc| {
             doc.audit.branch = branch;
             doc.audit.records_waiting = waiting as u64;
+            doc.audit.state = if report.tampering.is_empty() {
+                "ok".to_owned()
+            } else {
+                "tampered".to_owned()
+            };
+            doc.audit.public_key = report.public_key;
+            doc.audit.key_registered = report.key_registered;
+            doc.audit.registration_problem = report.registration_problem;
+            doc.audit.sealed_records = sealed;
+            doc.audit.witness = witness;
+            doc.audit.tampering = report.tampering;
         });
     }
 
     /// Ready once the first reconcile finished (applied or refused, either way it reported).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Why `/readyz` fails although the first reconcile finished: the audit branch was
+    /// tampered with and `audit.on_tamper` is `block`.
+    pub fn blocked_by_tampering(&self) -> bool {
+        self.block_on_tamper.load(Ordering::SeqCst) && self.audit_tampered.load(Ordering::SeqCst)
+    }
+
+    /// `audit.on_tamper: block`.
+    pub fn set_block_on_tamper(&self, block: bool) {
+        self.block_on_tamper.store(block, Ordering::SeqCst);
     }
 
     pub fn set_ready(&self) {

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use sealops_controller::audit::{Audit, Pushed};
 use sealops_controller::source::Source;
-use sealops_core::audit::{Event, Outcome, RecordDraft, trail_in_tree, verify_files};
+use sealops_core::audit::{
+    AuditKeys, Event, Outcome, RecordDraft, Registry, trail_in_tree, verify_trail,
+};
 use sealops_core::controller_config::RepositorySource;
 
 const EVENTS: usize = 1_000;
@@ -104,14 +106,23 @@ fn two_controllers_pushing_concurrently_lose_and_duplicate_nothing() {
         .peel_to_tree()
         .expect("tree");
     let files = trail_in_tree(&repo, &tip).expect("trail");
-    let verified = verify_files(&files);
+    let mut registry = "sealops: v1\ncontrollers:\n".to_owned();
+    for name in ["c1", "c2"] {
+        let key = std::fs::read_to_string(dir.path().join(name).join("audit.key")).expect("key");
+        let public = AuditKeys::parse(&key).expect("key").public_key();
+        registry.push_str(&format!("  - id: {name}\n    public_key: {public}\n"));
+    }
+    let registry = Registry::parse(&registry, "controllers.yaml").expect("registry");
+    let verified = verify_trail(&files, &registry, &[]);
     assert!(verified.is_intact(), "{:?}", verified.problems);
     for name in ["c1", "c2"] {
-        assert_eq!(verified.records.get(name), Some(&(EVENTS as u64)), "{name}");
+        assert_eq!(verified.records_of(name), EVENTS as u64, "{name}");
         // Each target once: nothing lost, nothing twice.
         let mut targets: Vec<String> = files
             .iter()
-            .filter(|f| f.path.ends_with(&format!("/{name}.jsonl")))
+            .filter(|f| {
+                f.path.starts_with(&format!("audit/trails/{name}/")) && f.path.ends_with(".jsonl")
+            })
             .flat_map(|f| f.text.lines())
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter_map(|v| v["target"].as_str().map(str::to_owned))

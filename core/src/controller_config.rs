@@ -174,6 +174,22 @@ pub struct AuditSettings {
     /// Which destinations must take a group of records for the action it describes to proceed.
     #[serde(default)]
     pub require: AuditRequire,
+    /// What tampering with the audit branch does beyond the alarm (status `audit.state:
+    /// tampered`, the `sealops_audit_tampered` metric, an error log): `report` (default) or
+    /// `block`, which also fails `/readyz` until the controller restarts.
+    #[serde(default)]
+    pub on_tamper: OnTamper,
+}
+
+/// `audit.on_tamper`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTamper {
+    /// Alarm (status, metric, log) and restore what the branch lost.
+    #[default]
+    Report,
+    /// The same, and `/readyz` fails: a load balancer or rollout stops on it.
+    Block,
 }
 
 impl Default for AuditSettings {
@@ -184,6 +200,7 @@ impl Default for AuditSettings {
             batch_size: thousand(),
             sinks: Vec::new(),
             require: AuditRequire::default(),
+            on_tamper: OnTamper::default(),
         }
     }
 }

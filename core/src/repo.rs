@@ -11,6 +11,8 @@ use crate::seal::RecipientNames;
 pub const CONFIG_FILE: &str = ".sealops/config.yaml";
 /// Path of the signers file, relative to the repository root.
 pub const SIGNERS_FILE: &str = ".sealops/allowed_signers";
+/// Path of the controllers' audit-key registry, relative to the repository root.
+pub const CONTROLLERS_FILE: &str = ".sealops/controllers.yaml";
 /// The folders of the repository convention.
 pub const FOLDERS: [&str; 5] = ["secrets", "policies", "identities", "targets", "backends"];
 

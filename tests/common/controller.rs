@@ -88,12 +88,14 @@ impl Fleet {
             ])
             .assert()
             .success();
-        let anchor = commit_signed(&repo, &alice, "initial secrets");
         let out = dir.join("out");
         std::fs::create_dir_all(&out).expect("out");
+        let state = dir.join("state");
+        register_audit_key(&repo, &dir, &state, &world.key, &signers, &out);
+        let anchor = commit_signed(&repo, &alice, "initial secrets");
         let fleet = Self {
             out,
-            state: dir.join("state"),
+            state,
             config: dir.join("controller.yaml"),
             signers,
             anchor: std::cell::RefCell::new(anchor),
@@ -106,6 +108,13 @@ impl Fleet {
 
     pub fn repo(&self) -> &Path {
         &self.world.repo
+    }
+
+    /// The registry of audit keys in the checkout (`.sealops/controllers.yaml`).
+    pub fn registry(&self) -> sealops_core::audit::Registry {
+        let text = std::fs::read_to_string(self.repo().join(".sealops/controllers.yaml"))
+            .expect("the fleet registers its controller's audit key");
+        sealops_core::audit::Registry::parse(&text, ".sealops/controllers.yaml").expect("registry")
     }
 
     /// The configuration for the local repository, plus `extra` YAML lines. The first commit
@@ -190,6 +199,50 @@ impl Fleet {
     pub fn output(&self, relative: &str) -> Option<String> {
         std::fs::read_to_string(self.out.join(relative)).ok()
     }
+}
+
+/// Creates the controller's audit key the way an operator does (`sealops-controller audit-key`
+/// with the controller's configuration) and registers it in `.sealops/controllers.yaml`, which
+/// the first commit then holds.
+fn register_audit_key(
+    repo: &Path,
+    dir: &Path,
+    state: &Path,
+    key: &Path,
+    signers: &Path,
+    out: &Path,
+) {
+    let config = dir.join("audit-key.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sealops: v1\nrepository:\n  path: {repo}\n  branch: main\nidentity_files: [{key}]\nstate_dir: {state}\noutput_roots: [{out}]\ntrust:\n  allowed_signers_file: {signers}\n",
+            repo = repo.display(),
+            key = key.display(),
+            state = state.display(),
+            out = out.display(),
+            signers = signers.display(),
+        ),
+    )
+    .expect("config");
+    let printed = Command::new(controller_bin())
+        .args(["audit-key", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs sealops-controller audit-key");
+    assert!(
+        printed.status.success(),
+        "audit-key: {}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    write(
+        repo,
+        ".sealops/controllers.yaml",
+        &format!(
+            "sealops: v1\ncontrollers:\n{}",
+            String::from_utf8_lossy(&printed.stdout)
+        ),
+    );
 }
 
 pub fn write(root: &Path, path: &str, text: &str) {

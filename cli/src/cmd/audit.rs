@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use sealops_core::audit::{self, Line, Record, TrailFile};
+use sealops_core::audit::{self, Line, Record, Registry, Seal, TrailFile};
+use sealops_core::repo::CONTROLLERS_FILE;
 
 use crate::args::GlobalArgs;
 use crate::context;
@@ -22,12 +23,33 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check every controller's chain, seals and signed head; name the first broken line.
-    Verify,
+    /// Check every chain against the registered audit keys and any witnesses; name the first
+    /// broken line of each.
+    #[command(
+        after_help = "Keys are trusted only as registered in .sealops/controllers.yaml of the checkout (or \
+--registry FILE, a copy pinned locally): a trail under any other key is reported as forged or replaced, and a \
+registered key with no trail as deleted. A clean cut (the last batches removed with the head set back) leaves a \
+valid, shorter trail: only a witness catches it. Pass the controller's newest seal with --witness: its /status \
+URL (http://127.0.0.1:PORT/status), a saved copy of that document, or a file holding the seal.\n\n\
+Exit codes: 0 every chain intact, 1 something is broken, missing or unregistered, 2 the branch or a witness cannot be read.\n\n\
+Examples:\n  sealops audit verify\n  sealops audit verify --witness http://127.0.0.1:9090/status --witness saved-seal.json"
+    )]
+    Verify(VerifyArgs),
     /// List records, oldest first, filtered.
     Log(LogArgs),
     /// The fingerprint a value has in the trail (needs the controller's audit key file).
     Fingerprint(FingerprintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The registry of audit keys to trust instead of the checkout's .sealops/controllers.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// A seal the branch must reach: a controller's /status URL (http only), or a file holding
+    /// its /status document or the seal itself. Repeatable.
+    #[arg(long, value_name = "URL|FILE")]
+    pub witness: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -90,25 +112,73 @@ fn trail(global: &GlobalArgs, branch: Option<&str>) -> anyhow::Result<(String, V
 
 pub fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<Outcome> {
     match args.command {
-        AuditCommand::Verify => verify(global, args.branch.as_deref()),
+        AuditCommand::Verify(verify_args) => verify(global, args.branch.as_deref(), verify_args),
         AuditCommand::Log(log) => log_records(global, args.branch.as_deref(), log),
         AuditCommand::Fingerprint(fp) => fingerprint(global, fp),
     }
 }
 
-fn verify(global: &GlobalArgs, branch: Option<&str>) -> anyhow::Result<Outcome> {
+fn verify(global: &GlobalArgs, branch: Option<&str>, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let repo = context::repository(global)?;
+    let (registry_file, registry_text) = match &args.registry {
+        Some(file) => (
+            file.display().to_string(),
+            Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+            ),
+        ),
+        None => {
+            let file = repo.root().join(CONTROLLERS_FILE);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => (CONTROLLERS_FILE.to_owned(), Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (CONTROLLERS_FILE.to_owned(), None)
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", file.display()));
+                }
+            }
+        }
+    };
+    let registry = match &registry_text {
+        Some(text) => Registry::parse(text, &registry_file)?,
+        None => Registry::default(),
+    };
+    let witnesses = args
+        .witness
+        .iter()
+        .map(|from| read_witness(from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let (branch, files) = trail(global, branch)?;
-    let verified = audit::verify_files(&files);
+    let verified = audit::verify_trail(&files, &registry, &witnesses);
     let mut out = String::new();
-    for (controller, records) in &verified.records {
+    if registry_text.is_none() {
         out.push_str(&format!(
-            "{controller}: {records} records, chain and seals intact\n"
+            "{registry_file}: missing, so no audit key is trusted; register each controller's key (`sealops-controller audit-key` prints the entry)\n"
+        ));
+    }
+    for chain in &verified.chains {
+        out.push_str(&format!(
+            "{}: {} records, chain and seals intact, key {} registered{}\n",
+            chain.controller,
+            chain.records,
+            short_key(&chain.public_key),
+            if witnesses
+                .iter()
+                .any(|w| w.seal.seal.controller == chain.controller
+                    && w.seal.seal.public_key == chain.public_key)
+            {
+                ", reaches its witness"
+            } else {
+                ""
+            }
         ));
     }
     for problem in &verified.problems {
         out.push_str(&format!("{}: BROKEN at {problem}\n", problem.controller));
     }
-    if verified.records.is_empty() && verified.problems.is_empty() {
+    if verified.chains.is_empty() && verified.problems.is_empty() {
         out.push_str(&format!("{branch}: no audit records yet\n"));
     }
     crate::output::stdout(out.as_bytes())?;
@@ -116,6 +186,51 @@ fn verify(global: &GlobalArgs, branch: Option<&str>) -> anyhow::Result<Outcome> 
         Outcome::Success
     } else {
         Outcome::Problems
+    })
+}
+
+fn short_key(key: &str) -> String {
+    key.get(..20)
+        .map_or_else(|| key.to_owned(), |k| format!("{k}…"))
+}
+
+/// A witness seal from a URL (a controller's `/status`) or a file (a `/status` document, or
+/// the seal itself).
+fn read_witness(from: &str) -> anyhow::Result<audit::Witness> {
+    let text = if from.starts_with("http://") {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .max_redirects(0)
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
+        agent
+            .get(from)
+            .call()
+            .and_then(|mut r| r.body_mut().with_config().limit(1 << 20).read_to_string())
+            .with_context(|| format!("cannot read the witness from {from}"))?
+    } else if from.contains("://") {
+        anyhow::bail!(
+            "witness {from}: only http:// URLs (a controller's /status on loopback) or files are read"
+        );
+    } else {
+        std::fs::read_to_string(from).with_context(|| format!("cannot read witness {from}"))?
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("witness {from} is not JSON (a /status document or a seal)"))?;
+    let seal = value
+        .get("audit")
+        .and_then(|a| a.get("witness"))
+        .filter(|w| !w.is_null())
+        .unwrap_or(&value);
+    let seal: Seal = serde_json::from_value(seal.clone()).with_context(|| {
+        format!(
+            "witness {from} holds no seal (a /status document with audit.witness, or a seal line)"
+        )
+    })?;
+    Ok(audit::Witness {
+        seal,
+        source: from.to_owned(),
     })
 }
 

@@ -15,13 +15,16 @@
 
 mod branch;
 mod journal;
+pub mod layout;
 mod record;
+pub mod registry;
 mod verify;
 
-pub use branch::{append_commit, sealed_up_to, trail_in_tree};
+pub use branch::{Appended, append_commit, chain_tree_in, other_chains_in, trail_in_tree};
 pub use journal::{Journal, JournalError};
 pub use record::{
     AuditKeys, AuditLog, Event, Fingerprinter, GENESIS, Line, Outcome, Record, RecordDraft, Seal,
     SealBody, decode_public_key, encode_public_key, line_hash,
 };
-pub use verify::{Problem, TrailFile, Verified, verify_files};
+pub use registry::{KeyStanding, Registry};
+pub use verify::{ChainReport, Problem, TrailFile, Verified, Witness, verify_trail};

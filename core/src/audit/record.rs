@@ -80,7 +80,9 @@ pub struct Record {
     pub prev: String,
 }
 
-/// A signature over a batch of records: the chain up to `last_hash` is the controller's.
+/// A signature over a batch of records: the chain up to `last_hash` is the controller's, and
+/// this seal follows `prev_seal`. Seals chain like records, so a witness holding any later seal
+/// can tell that a suffix of the trail was dropped or replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Seal {
@@ -94,21 +96,55 @@ pub struct Seal {
 pub struct SealBody {
     pub controller: String,
     pub first_seq: u64,
+    /// The last record covered. Records count from 1 without gaps, so this is also the number
+    /// of records of the chain so far.
     pub last_seq: u64,
     /// Hash of the record `last_seq`.
     pub last_hash: String,
+    /// `sha256:<hex>` of the previous seal's line in this chain ([`GENESIS`] for the first).
+    pub prev_seal: String,
+    /// When the batch was sealed (the same format as records' times).
+    pub time: String,
     /// `ed25519:<base64>` public key.
     pub public_key: String,
 }
 
 impl SealBody {
-    /// The signed bytes.
+    /// The signed bytes: every field, so none can be changed without the key.
     pub fn message(&self) -> Vec<u8> {
         format!(
-            "sealops-audit/v1\0{}\0{}\0{}\0{}",
-            self.controller, self.first_seq, self.last_seq, self.last_hash
+            "sealops-audit/v2\0{}\0{}\0{}\0{}\0{}\0{}\0{}",
+            self.controller,
+            self.first_seq,
+            self.last_seq,
+            self.last_hash,
+            self.prev_seal,
+            self.time,
+            self.public_key
         )
         .into_bytes()
+    }
+}
+
+impl Seal {
+    /// Whether the signature is `public_key`'s over the body (the key named in the body).
+    pub fn signature_verifies(&self) -> bool {
+        let Some(key) = decode_public_key(&self.seal.public_key) else {
+            return false;
+        };
+        let Some(bytes) = self
+            .signature
+            .strip_prefix("ed25519:")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        key.verify_strict(
+            &self.seal.message(),
+            &ed25519_dalek::Signature::from_bytes(&bytes),
+        )
+        .is_ok()
     }
 }
 
@@ -276,6 +312,8 @@ pub struct AuditLog {
     keys: AuditKeys,
     next_seq: u64,
     last_hash: String,
+    /// Hash of the newest seal's line ([`GENESIS`] before the first).
+    last_seal: String,
     /// First record not yet covered by a seal.
     unsealed_from: Option<u64>,
 }
@@ -289,6 +327,7 @@ impl AuditLog {
             keys,
             next_seq: 1,
             last_hash: GENESIS.to_owned(),
+            last_seal: GENESIS.to_owned(),
             unsealed_from: None,
         };
         for line in last.into_iter().flatten() {
@@ -303,6 +342,7 @@ impl AuditLog {
                 Ok(Line::Seal(seal)) => {
                     log.next_seq = seal.seal.last_seq + 1;
                     log.last_hash = seal.seal.last_hash.clone();
+                    log.last_seal = line_hash(line);
                     log.unsealed_from = None;
                 }
                 Err(_) => {}
@@ -350,6 +390,8 @@ impl AuditLog {
             first_seq,
             last_seq: self.next_seq - 1,
             last_hash: self.last_hash.clone(),
+            prev_seal: self.last_seal.clone(),
+            time: record_time(time::OffsetDateTime::now_utc()),
             public_key: self.keys.public_key(),
         };
         let signature = self.keys.signing.sign(&body.message());
@@ -357,7 +399,9 @@ impl AuditLog {
             seal: body,
             signature: format!("ed25519:{}", b64(&signature.to_bytes())),
         };
-        Some(serde_json::to_string(&seal).expect("a seal serialises"))
+        let line = serde_json::to_string(&seal).expect("a seal serialises");
+        self.last_seal = line_hash(&line);
+        Some(line)
     }
 }
 

@@ -1,21 +1,31 @@
-//! Checking a trail: chains, seals, signatures and heads.
+//! Checking a trail: chains, seals, signatures, heads, the registry of keys and witnesses.
+//!
+//! What this catches alone, from the branch and the registry: an edited, removed, reordered or
+//! added line; a forged seal; a trail under a key not registered for its controller (a replaced
+//! trail, a controller that does not exist); a registered key with no trail (a deleted trail);
+//! a head that does not match its trail; a file outside the layout. What it cannot catch alone
+//! is a clean cut: the last batches removed and the head set back to an earlier seal, which is
+//! a valid trail that merely ends earlier. A [`Witness`] (a later seal kept elsewhere: the
+//! controller's state, a log shipper, a monitoring system) catches that.
 
 use std::collections::BTreeMap;
 
-use ed25519_dalek::Signature;
-
+use super::layout::{HEAD_FILE, KEY_FILE, TrailPath, chain_dir, key_id};
 use super::record::{GENESIS, Line, Seal, decode_public_key, line_hash};
+use super::registry::{KeyStanding, Registry};
+use crate::repo::CONTROLLERS_FILE;
 
-/// One file of the trail (path relative to the branch root, e.g. `audit/2026/11/28/c1.jsonl`).
+/// One file of the trail (path relative to the branch root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrailFile {
     pub path: String,
     pub text: String,
 }
 
-/// The first thing wrong with one controller's trail.
+/// The first thing wrong with one chain (or one file, or one witness).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The controller concerned (`-` for a file outside the layout).
     pub controller: String,
     pub file: String,
     /// 1-based line, when the problem is on a line.
@@ -32,11 +42,28 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// A seal known from outside the branch, and where it came from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    pub seal: Seal,
+    pub source: String,
+}
+
+/// One chain that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    pub controller: String,
+    pub public_key: String,
+    /// Records in the chain (its last seal's `last_seq`).
+    pub records: u64,
+    /// Every seal of the chain by `last_seq`.
+    pub seals: BTreeMap<u64, Seal>,
+}
+
 /// What verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verified {
-    /// Records per controller that verified.
-    pub records: BTreeMap<String, u64>,
+    pub chains: Vec<ChainReport>,
     pub problems: Vec<Problem>,
 }
 
@@ -44,133 +71,219 @@ impl Verified {
     pub fn is_intact(&self) -> bool {
         self.problems.is_empty()
     }
-}
 
-/// `audit/YYYY/MM/DD/<controller>.jsonl` → controller name.
-fn controller_of(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("audit/")?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        [y, m, d, file]
-            if y.len() == 4 && m.len() == 2 && d.len() == 2 && file.ends_with(".jsonl") =>
-        {
-            file.strip_suffix(".jsonl")
-        }
-        _ => None,
+    /// Records of `controller` across its chains.
+    pub fn records_of(&self, controller: &str) -> u64 {
+        self.chains
+            .iter()
+            .filter(|c| c.controller == controller)
+            .map(|c| c.records)
+            .sum()
     }
 }
 
-/// Verifies every controller's chain in `files` (the whole `audit/` tree).
-pub fn verify_files(files: &[TrailFile]) -> Verified {
-    let mut by_controller: BTreeMap<&str, Vec<&TrailFile>> = BTreeMap::new();
-    let mut keys: BTreeMap<&str, &TrailFile> = BTreeMap::new();
-    let mut heads: BTreeMap<&str, &TrailFile> = BTreeMap::new();
-    for file in files {
-        if let Some(controller) = controller_of(&file.path) {
-            by_controller.entry(controller).or_default().push(file);
-        } else if let Some(name) = file
-            .path
-            .strip_prefix("audit/keys/")
-            .and_then(|n| n.strip_suffix(".pub"))
-        {
-            keys.insert(name, file);
-        } else if let Some(name) = file
-            .path
-            .strip_prefix("audit/heads/")
-            .and_then(|n| n.strip_suffix(".json"))
-        {
-            heads.insert(name, file);
-        }
-    }
-    for name in heads.keys() {
-        by_controller.entry(name).or_default();
-    }
+#[derive(Default)]
+struct ChainFiles<'f> {
+    key: Option<&'f TrailFile>,
+    head: Option<&'f TrailFile>,
+    /// (first seq, day, file).
+    batches: Vec<(u64, String, &'f TrailFile)>,
+}
+
+/// Verifies every chain in `files` (the whole `audit/` tree) against `registry`, and that the
+/// branch reaches every seal in `witnesses`.
+pub fn verify_trail(files: &[TrailFile], registry: &Registry, witnesses: &[Witness]) -> Verified {
     let mut verified = Verified::default();
-    for (controller, mut trail) in by_controller {
-        trail.sort_by(|a, b| a.path.cmp(&b.path));
-        match verify_controller(
-            controller,
-            &trail,
-            keys.get(controller),
-            heads.get(controller),
-        ) {
-            Ok(count) => {
-                verified.records.insert(controller.to_owned(), count);
+    let mut chains: BTreeMap<(&str, &str), ChainFiles<'_>> = BTreeMap::new();
+    for file in files {
+        match TrailPath::parse(&file.path) {
+            Some(TrailPath::Key { controller, key_id }) => {
+                chains.entry((controller, key_id)).or_default().key = Some(file);
             }
+            Some(TrailPath::Head { controller, key_id }) => {
+                chains.entry((controller, key_id)).or_default().head = Some(file);
+            }
+            Some(TrailPath::Batch {
+                controller,
+                key_id,
+                day,
+                first_seq,
+            }) => chains
+                .entry((controller, key_id))
+                .or_default()
+                .batches
+                .push((first_seq, day, file)),
+            None => verified.problems.push(Problem {
+                controller: "-".to_owned(),
+                file: file.path.clone(),
+                line: None,
+                message: "not part of the audit layout (audit/trails/<controller>/<key-id>/…): added by hand, or left by an older sealops".to_owned(),
+            }),
+        }
+    }
+    for ((controller, key_id), mut chain) in chains {
+        chain
+            .batches
+            .sort_by(|a, b| a.0.cmp(&b.0).then(a.2.path.cmp(&b.2.path)));
+        match verify_chain(controller, key_id, &chain, registry) {
+            Ok(report) => verified.chains.push(report),
             Err(problem) => verified.problems.push(problem),
+        }
+    }
+    for (controller, public_key) in registry.keys() {
+        let dir = chain_dir(controller, public_key);
+        let present = files.iter().any(|f| {
+            f.path
+                .strip_prefix(&dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !present {
+            verified.problems.push(Problem {
+                controller: controller.to_owned(),
+                file: dir,
+                line: None,
+                message: format!(
+                    "controller {controller} is registered in {CONTROLLERS_FILE} with key {public_key} but has no trail under it: the trail was deleted, or that controller has not pushed yet"
+                ),
+            });
+        }
+    }
+    for witness in witnesses {
+        if let Some(problem) = check_witness(witness, &verified.chains, &verified.problems) {
+            verified.problems.push(problem);
         }
     }
     verified
 }
 
-fn verify_controller(
+fn check_witness(witness: &Witness, chains: &[ChainReport], found: &[Problem]) -> Option<Problem> {
+    let seal = &witness.seal.seal;
+    let dir = chain_dir(&seal.controller, &seal.public_key);
+    let problem = |message: String| {
+        Some(Problem {
+            controller: seal.controller.clone(),
+            file: dir.clone(),
+            line: None,
+            message,
+        })
+    };
+    if !witness.seal.signature_verifies() {
+        return problem(format!(
+            "the witness from {} does not verify: it is not a seal signed by the key it names",
+            witness.source
+        ));
+    }
+    let Some(chain) = chains
+        .iter()
+        .find(|c| c.controller == seal.controller && c.public_key == seal.public_key)
+    else {
+        if found.iter().any(|p| p.file.starts_with(&dir)) {
+            // That chain is already reported broken.
+            return None;
+        }
+        return problem(format!(
+            "the witness from {} holds {}'s seal at record {} but the branch has no trail under that key: the trail was deleted",
+            witness.source, seal.controller, seal.last_seq
+        ));
+    };
+    match chain.seals.get(&seal.last_seq) {
+        Some(on_branch) if on_branch == &witness.seal => None,
+        Some(_) => problem(format!(
+            "the branch's seal at record {} differs from the one the witness from {} holds: the trail was replaced from there",
+            seal.last_seq, witness.source
+        )),
+        None if chain.records < seal.last_seq => problem(format!(
+            "the branch ends at record {} but the witness from {} holds a seal at record {}: the trail was cut",
+            chain.records, witness.source, seal.last_seq
+        )),
+        None => problem(format!(
+            "the branch holds no seal at record {} although the witness from {} does: the trail was replaced",
+            seal.last_seq, witness.source
+        )),
+    }
+}
+
+fn verify_chain(
     controller: &str,
-    trail: &[&TrailFile],
-    key_file: Option<&&TrailFile>,
-    head_file: Option<&&TrailFile>,
-) -> Result<u64, Problem> {
+    dir_key_id: &str,
+    chain: &ChainFiles<'_>,
+    registry: &Registry,
+) -> Result<ChainReport, Problem> {
+    let dir = format!("{}/{controller}/{dir_key_id}", super::layout::TRAILS_DIR);
     let problem = |file: &str, line: Option<usize>, message: String| Problem {
         controller: controller.to_owned(),
         file: file.to_owned(),
         line,
         message,
     };
-    let key_path = format!("audit/keys/{controller}.pub");
-    let key_file = key_file.ok_or_else(|| {
+    let key_path = format!("{dir}/{KEY_FILE}");
+    let key_file = chain.key.ok_or_else(|| {
         problem(
             &key_path,
             None,
-            "missing: the controller's public key is not published".into(),
-        )
-    })?;
-    let key = decode_public_key(&key_file.text).ok_or_else(|| {
-        problem(
-            &key_path,
-            None,
-            "is not an `ed25519:<base64>` public key".into(),
+            "missing: the chain's public key is not there".into(),
         )
     })?;
     let published = key_file.text.trim().to_owned();
-
-    let check_seal = |seal: &Seal, file: &str, line: Option<usize>| -> Result<(), Problem> {
-        if seal.seal.controller != controller || seal.seal.public_key != published {
-            return Err(problem(
-                file,
-                line,
-                format!(
-                    "seal by {} with key {}, not by {controller} with its published key",
-                    seal.seal.controller, seal.seal.public_key
-                ),
-            ));
-        }
-        let bytes = seal
-            .signature
-            .strip_prefix("ed25519:")
-            .and_then(|b| {
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok()
-            })
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-            .ok_or_else(|| problem(file, line, "the seal's signature is malformed".into()))?;
-        key.verify_strict(&seal.seal.message(), &Signature::from_bytes(&bytes))
-            .map_err(|_| {
-                problem(
-                    file,
-                    line,
-                    format!(
-                        "the seal over records {}..{} does not verify: records or seal were altered",
-                        seal.seal.first_seq, seal.seal.last_seq
-                    ),
-                )
-            })
-    };
+    if decode_public_key(&published).is_none() {
+        return Err(problem(
+            &key_path,
+            None,
+            "is not an `ed25519:<base64>` public key".into(),
+        ));
+    }
+    if key_id(&published) != dir_key_id {
+        return Err(problem(
+            &key_path,
+            None,
+            "the key does not match its directory's name (the key's id): the key was swapped"
+                .into(),
+        ));
+    }
+    if !registry.is_registered(controller, &published) {
+        return Err(problem(
+            &key_path,
+            None,
+            format!(
+                "{controller}'s trail is sealed by {published}, a key not registered for {controller} in {CONTROLLERS_FILE}: a forged or replaced trail, or a controller whose registration is not merged yet (`sealops-controller audit-key` prints the entry to register)"
+            ),
+        ));
+    }
 
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_owned();
     let mut prev_at: Option<(String, usize)> = None;
     let mut unsealed_from: Option<(u64, String, usize)> = None;
-    let mut last_seal: Option<Seal> = None;
-    for file in trail {
-        for (index, line) in file.text.lines().enumerate() {
+    let mut prev_seal = GENESIS.to_owned();
+    let mut prev_seal_time = String::new();
+    let mut last_seal: Option<(Seal, String)> = None;
+    let mut seals = BTreeMap::new();
+    for (first_seq, day, file) in &chain.batches {
+        let mut lines = file.text.lines().enumerate().peekable();
+        match lines.peek().map(|(_, l)| serde_json::from_str::<Line>(l)) {
+            Some(Ok(Line::Record(record))) => {
+                if record.seq != *first_seq || !record.time.starts_with(day.as_str()) {
+                    return Err(problem(
+                        &file.path,
+                        Some(1),
+                        format!(
+                            "the file's name says its first record is {first_seq} of {day}, but it is record {} of {}: the file was renamed or moved",
+                            record.seq,
+                            record.time.get(..10).unwrap_or("?")
+                        ),
+                    ));
+                }
+            }
+            Some(_) => {
+                return Err(problem(
+                    &file.path,
+                    Some(1),
+                    "a batch file must begin with a record".into(),
+                ));
+            }
+            None => return Err(problem(&file.path, None, "an empty batch file".into())),
+        }
+        for (index, line) in lines {
             let at = Some(index + 1);
             let parsed: Line = serde_json::from_str(line).map_err(|e| {
                 problem(
@@ -186,7 +299,7 @@ fn verify_controller(
                             &file.path,
                             at,
                             format!(
-                                "record of controller {} in {controller}'s file",
+                                "a record of controller {} in {controller}'s trail",
                                 record.controller
                             ),
                         ));
@@ -228,23 +341,73 @@ fn verify_controller(
                             "a seal with no records before it".into(),
                         ));
                     };
-                    if seal.seal.first_seq != first
-                        || seal.seal.last_seq + 1 != expected_seq
-                        || seal.seal.last_hash != prev
+                    let body = &seal.seal;
+                    let last = expected_seq - 1;
+                    let mismatch = if body.controller != controller || body.public_key != published
+                    {
+                        Some(format!(
+                            "the seal names {} with key {}, not {controller} with this chain's key",
+                            body.controller, body.public_key
+                        ))
+                    } else if body.first_seq != first || body.last_seq != last {
+                        Some(format!(
+                            "the seal covers records {}..{} but the records since the last seal are {first}..{last}: records were added or removed",
+                            body.first_seq, body.last_seq
+                        ))
+                    } else if body.last_hash != prev {
+                        Some(format!(
+                            "the seal's hash of record {last} differs from the record's: record {last} ({}) was edited",
+                            prev_at
+                                .as_ref()
+                                .map(|(f, l)| format!("{f}:{l}"))
+                                .unwrap_or_default()
+                        ))
+                    } else if body.prev_seal != prev_seal {
+                        Some(
+                            "the seal does not follow the chain's previous seal: a seal was removed, replaced or moved"
+                                .to_owned(),
+                        )
+                    } else if body.time < prev_seal_time {
+                        Some(format!(
+                            "the seal's time {} is before the previous seal's {prev_seal_time}",
+                            body.time
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(message) = mismatch {
+                        return Err(problem(&file.path, at, message));
+                    }
+                    if !seal.signature_verifies() {
+                        return Err(problem(
+                            &file.path,
+                            at,
+                            format!(
+                                "the seal over records {}..{} does not verify: the seal was altered or forged",
+                                body.first_seq, body.last_seq
+                            ),
+                        ));
+                    }
+                    if let KeyStanding::OutsideValidity {
+                        valid_from,
+                        valid_until,
+                    } = registry.standing(controller, &published, &body.time)
                     {
                         return Err(problem(
                             &file.path,
                             at,
                             format!(
-                                "the seal covers records {}..{} but the chain before it holds {first}..{}: records were edited, added or removed",
-                                seal.seal.first_seq,
-                                seal.seal.last_seq,
-                                expected_seq - 1
+                                "sealed at {} but {CONTROLLERS_FILE} accepts this key only from {} until {}: a retired key was used",
+                                body.time,
+                                valid_from.as_deref().unwrap_or("the start"),
+                                valid_until.as_deref().unwrap_or("now")
                             ),
                         ));
                     }
-                    check_seal(&seal, &file.path, at)?;
-                    last_seal = Some(seal);
+                    prev_seal = line_hash(line);
+                    prev_seal_time = body.time.clone();
+                    seals.insert(body.last_seq, seal.clone());
+                    last_seal = Some((seal, line.to_owned()));
                 }
             }
         }
@@ -259,38 +422,48 @@ fn verify_controller(
             ),
         ));
     }
-    let head_path = format!("audit/heads/{controller}.json");
-    let head_file = head_file.ok_or_else(|| {
+    let head_path = format!("{dir}/{HEAD_FILE}");
+    let head_file = chain.head.ok_or_else(|| {
         problem(
             &head_path,
             None,
-            "missing: the controller's signed head".into(),
+            "missing: the chain's newest seal is not there".into(),
         )
     })?;
     let head: Seal = serde_json::from_str(head_file.text.trim())
         .map_err(|e| problem(&head_path, None, format!("is not a seal ({e})")))?;
-    check_seal(&head, &head_path, None)?;
-    let ends_at = last_seal.as_ref().map_or(0, |s| s.seal.last_seq);
-    if head.seal.last_seq != ends_at || last_seal.as_ref().is_some_and(|s| s.seal != head.seal) {
+    let ends_at = last_seal.as_ref().map_or(0, |(s, _)| s.seal.last_seq);
+    if last_seal
+        .as_ref()
+        .is_none_or(|(_, line)| line != head_file.text.trim())
+    {
+        let how = if head.seal.last_seq > ends_at {
+            "records after it were dropped, or the head was forged"
+        } else if head.seal.last_seq < ends_at {
+            "the head was rolled back"
+        } else {
+            "the head was replaced"
+        };
         return Err(problem(
             &head_path,
             None,
             format!(
-                "the controller's signed head is at record {} but the trail ends at record {ends_at}: {}",
-                head.seal.last_seq,
-                if head.seal.last_seq > ends_at {
-                    "the last batches were dropped"
-                } else {
-                    "the head was rolled back"
-                }
+                "the head is a seal at record {} but the trail's last seal is at record {ends_at}: {how}",
+                head.seal.last_seq
             ),
         ));
     }
-    Ok(expected_seq - 1)
+    Ok(ChainReport {
+        controller: controller.to_owned(),
+        public_key: published,
+        records: expected_seq - 1,
+        seals,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::layout::batch_file;
     use super::super::record::{AuditKeys, AuditLog, Event, Outcome, RecordDraft};
     use super::*;
 
@@ -298,8 +471,19 @@ mod tests {
         AuditKeys::parse(&"ab".repeat(64)).expect("valid")
     }
 
-    /// A trail of two batches (3 + 2 records) for controller c1, with key and head files.
-    fn trail() -> Vec<TrailFile> {
+    fn registry_of(entries: &[(&str, &AuditKeys)]) -> Registry {
+        let mut text = "sealops: v1\ncontrollers:\n".to_owned();
+        for (id, keys) in entries {
+            text.push_str(&format!(
+                "  - id: {id}\n    public_key: {}\n",
+                keys.public_key()
+            ));
+        }
+        Registry::parse(&text, "controllers.yaml").expect("registry")
+    }
+
+    /// A trail of two batches (3 + 2 records) for controller c1, in two files.
+    fn trail() -> (Vec<TrailFile>, Vec<String>) {
         let mut log = AuditLog::resume("c1", "node-1", keys(), None);
         let mut lines = Vec::new();
         for n in 0..3 {
@@ -311,57 +495,75 @@ mod tests {
         for _ in 0..2 {
             lines.push(log.record(RecordDraft::new(Event::CommitVerified, Outcome::Ok)));
         }
-        let head = log.seal().expect("records to seal");
-        lines.push(head.clone());
-        vec![
-            TrailFile {
-                path: "audit/2026/11/28/c1.jsonl".into(),
-                text: lines.join("\n") + "\n",
-            },
-            TrailFile {
-                path: "audit/keys/c1.pub".into(),
-                text: keys().public_key() + "\n",
-            },
-            TrailFile {
-                path: "audit/heads/c1.json".into(),
-                text: head + "\n",
-            },
-        ]
+        lines.push(log.seal().expect("records to seal"));
+        (files_of(&lines), lines)
+    }
+
+    /// The files of a chain whose batches are `lines[..4]` and `lines[4..]`.
+    fn files_of(lines: &[String]) -> Vec<TrailFile> {
+        let public = keys().public_key();
+        let dir = chain_dir("c1", &public);
+        let day = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line).expect("json")["time"]
+                .as_str()
+                .unwrap_or("2026-01-01")
+                .to_owned()
+        };
+        let mut files = vec![TrailFile {
+            path: format!("{dir}/{KEY_FILE}"),
+            text: public + "\n",
+        }];
+        let split = lines.len().min(4);
+        for (batch, first_seq) in [(&lines[..split], 1), (&lines[split..], 4)] {
+            if batch.is_empty() {
+                continue;
+            }
+            files.push(TrailFile {
+                path: format!("{dir}/{}", batch_file(&day(&batch[0]), first_seq)),
+                text: batch.join("\n") + "\n",
+            });
+        }
+        if let Some(last) = lines.last() {
+            files.push(TrailFile {
+                path: format!("{dir}/{HEAD_FILE}"),
+                text: format!("{last}\n"),
+            });
+        }
+        files
     }
 
     fn with_lines(edit: impl FnOnce(&mut Vec<String>)) -> Verified {
-        let mut files = trail();
-        let mut lines: Vec<String> = files[0].text.lines().map(str::to_owned).collect();
+        let (_, mut lines) = trail();
         edit(&mut lines);
-        files[0].text = lines.join("\n") + "\n";
-        verify_files(&files)
+        verify_trail(&files_of(&lines), &registry_of(&[("c1", &keys())]), &[])
     }
 
     #[test]
     fn an_intact_trail_verifies() {
-        let verified = verify_files(&trail());
+        let (files, _) = trail();
+        let verified = verify_trail(&files, &registry_of(&[("c1", &keys())]), &[]);
         assert!(verified.is_intact(), "{:?}", verified.problems);
-        assert_eq!(verified.records["c1"], 5);
+        assert_eq!(verified.records_of("c1"), 5);
     }
 
     #[test]
-    fn an_edited_byte_is_found() {
+    fn an_edited_byte_is_found_and_named() {
         let verified = with_lines(|lines| lines[1] = lines[1].replace("/run/out/1", "/run/out/9"));
         let problem = &verified.problems[0];
         assert_eq!(problem.line, Some(3), "{problem}");
         assert!(problem.message.contains("does not chain"), "{problem}");
-        // The last record of a batch: only the seal can tell.
+        // The last record of a batch: only the seal can tell, and it says the hash differs.
         let verified = with_lines(|lines| lines[2] = lines[2].replace("/run/out/2", "/run/out/7"));
-        assert_eq!(
-            verified.problems[0].line,
-            Some(4),
-            "{}",
-            verified.problems[0]
+        let problem = &verified.problems[0];
+        assert_eq!(problem.line, Some(4), "{problem}");
+        assert!(
+            problem.message.contains("record 3") && problem.message.contains("was edited"),
+            "{problem}"
         );
     }
 
     #[test]
-    fn a_deleted_line_is_found() {
+    fn a_deleted_or_reordered_line_is_found() {
         let verified = with_lines(|lines| {
             lines.remove(1);
         });
@@ -370,43 +572,74 @@ mod tests {
             "{}",
             verified.problems[0]
         );
-    }
-
-    #[test]
-    fn reordered_lines_are_found() {
         let verified = with_lines(|lines| lines.swap(0, 1));
-        assert_eq!(
-            verified.problems[0].line,
-            Some(1),
-            "{}",
-            verified.problems[0]
-        );
+        assert!(!verified.is_intact());
     }
 
     #[test]
-    fn a_dropped_last_batch_is_found() {
-        let verified = with_lines(|lines| lines.truncate(4));
-        let problem = &verified.problems[0];
-        assert_eq!(problem.file, "audit/heads/c1.json");
-        assert!(problem.message.contains("were dropped"), "{problem}");
-        let verified = with_lines(|lines| lines.truncate(5));
+    fn a_head_that_does_not_match_is_found() {
+        let (mut files, lines) = trail();
+        let head = files.len() - 1;
+        files[head].text = format!("{}\n", lines[3]);
+        let verified = verify_trail(&files, &registry_of(&[("c1", &keys())]), &[]);
         assert!(
-            verified.problems[0]
-                .message
-                .contains("not covered by a seal"),
+            verified.problems[0].message.contains("rolled back"),
             "{}",
             verified.problems[0]
         );
     }
 
     #[test]
-    fn a_forged_seal_is_found() {
-        let mut files = trail();
+    fn a_clean_cut_verifies_alone_and_is_caught_by_a_witness() {
+        let (_, lines) = trail();
+        let witness = Witness {
+            seal: serde_json::from_str(&lines[6]).expect("seal"),
+            source: "status".into(),
+        };
+        let cut = files_of(&lines[..4]);
+        let registry = registry_of(&[("c1", &keys())]);
+        assert!(verify_trail(&cut, &registry, &[]).is_intact());
+        let verified = verify_trail(&cut, &registry, std::slice::from_ref(&witness));
+        assert!(
+            verified.problems[0].message.contains("was cut"),
+            "{:?}",
+            verified.problems
+        );
+        assert!(verify_trail(&files_of(&lines), &registry, &[witness]).is_intact());
+    }
+
+    #[test]
+    fn unregistered_and_missing_trails_are_found() {
+        let (files, _) = trail();
+        // Not registered at all: a replaced trail or an invented controller.
+        let verified = verify_trail(&files, &Registry::default(), &[]);
+        assert!(
+            verified.problems[0].message.contains("not registered"),
+            "{}",
+            verified.problems[0]
+        );
+        // Registered but absent: a deleted trail.
         let other = AuditKeys::parse(&"cd".repeat(64)).expect("valid");
-        files[1].text = other.public_key();
-        let verified = verify_files(&files);
+        let verified = verify_trail(&[], &registry_of(&[("c2", &other)]), &[]);
         assert!(
-            verified.problems[0].message.contains("published key"),
+            verified.problems[0].message.contains("has no trail"),
+            "{}",
+            verified.problems[0]
+        );
+    }
+
+    #[test]
+    fn a_swapped_key_file_is_found() {
+        let (mut files, _) = trail();
+        let other = AuditKeys::parse(&"cd".repeat(64)).expect("valid");
+        files[0].text = other.public_key();
+        let verified = verify_trail(
+            &files,
+            &registry_of(&[("c1", &keys()), ("c1", &other)]),
+            &[],
+        );
+        assert!(
+            verified.problems[0].message.contains("directory's name"),
             "{}",
             verified.problems[0]
         );

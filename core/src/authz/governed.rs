@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use git2::{Repository, Tree};
 
 use crate::config::Config;
-use crate::repo::{CONFIG_FILE, SIGNERS_FILE};
+use crate::repo::{CONFIG_FILE, CONTROLLERS_FILE, SIGNERS_FILE};
 use crate::signing::approval::{APPROVALS_DIR, ApprovalError, ApprovedContent, changes_between};
 
 /// What a changed path needs.
@@ -31,6 +31,10 @@ pub fn governed_path(path: &str) -> Governed {
     }
     if path == CONFIG_FILE {
         return admin("sys/config".to_owned());
+    }
+    if path == CONTROLLERS_FILE {
+        // The trust root of audit keys: who may seal the audit trail.
+        return admin("sys/controllers".to_owned());
     }
     if path
         .strip_prefix(APPROVALS_DIR)
@@ -155,6 +159,10 @@ mod tests {
             admin("sys/signers")
         );
         assert_eq!(governed_path(".sealops/config.yaml"), admin("sys/config"));
+        assert_eq!(
+            governed_path(".sealops/controllers.yaml"),
+            admin("sys/controllers")
+        );
         assert_eq!(
             governed_path(".sealops/approvals/ab.approval"),
             Governed::Approval
