@@ -233,7 +233,8 @@ fn every_controller_action_is_on_the_audit_branch_and_verifies_and_tampering_is_
         std::fs::write(&path, lines.join("\n") + "\n").expect("write");
     };
     let at = |line: usize| format!("BROKEN at {first}:{line}:");
-    let cases: Vec<(&str, Box<dyn Fn()>, String)> = vec![
+    type Tamper<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Tamper<'_>, String)> = vec![
         (
             "edit one byte",
             Box::new(|| {
