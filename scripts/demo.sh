@@ -86,6 +86,14 @@ CONFIG
 cat "$work/controller.yaml"
 "$controller" check-config --config "$work/controller.yaml"
 
+step "sealops-controller audit-key: register the controller's audit key (the trust root of the audit trail)"
+{ echo "sealops: v1"; echo "controllers:"; "$controller" audit-key --config "$work/controller.yaml"; } > .sealops/controllers.yaml
+cat .sealops/controllers.yaml
+git add .sealops/controllers.yaml && git commit -qm "register the demo controller's audit key"
+# The registration is part of the reviewed state the controller is pinned to.
+anchor=$(git rev-parse HEAD)
+sed -i "s/initial_commit: [0-9a-f]*/initial_commit: $anchor/" "$work/controller.yaml"
+
 step "sealops-controller run --once   (verify signatures and authorisation, check read policy, decrypt, write)"
 "$controller" run --once --config "$work/controller.yaml" --log-level warn > "$work/status.json"
 sed -n '/"applied": {/,/}/p' "$work/status.json"

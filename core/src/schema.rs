@@ -35,6 +35,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             render::<crate::controller_config::ControllerConfig>("controller.v1.json"),
         ),
         (
+            "controllers.v1.json",
+            render::<crate::audit::registry::ControllersDoc>("controllers.v1.json"),
+        ),
+        (
             "audit-record.v1.json",
             render::<crate::audit::Record>("audit-record.v1.json"),
         ),
