@@ -498,10 +498,11 @@ fn a_ref_lock_left_by_a_killed_controller_does_not_stop_the_next_push() {
 fn branch_lines(repo: &Path, controller: &str) -> Vec<String> {
     let mut files: Vec<String> = git(repo, &["ls-tree", "-r", "--name-only", "sealops/audit"])
         .lines()
-        .filter(|f| f.ends_with(&format!("/{controller}.jsonl")) && !f.contains("/heads/"))
+        .filter(|f| f.starts_with(&format!("audit/trails/{controller}/")) && f.ends_with(".jsonl"))
         .map(str::to_owned)
         .collect();
-    // audit/YYYY/MM/DD/…: the path order is the day order.
+    // audit/trails/<id>/<key-id>/YYYY/MM/DD/<first-seq>.jsonl: one chain, so the path order is
+    // the chain order.
     files.sort();
     files
         .iter()
@@ -602,9 +603,17 @@ fn file_and_stdout_sinks_get_exactly_the_lines_of_the_audit_branch() {
         0o600
     );
     // The head on the branch is the last seal the sinks got.
+    let head_file = git(
+        fleet.repo(),
+        &["ls-tree", "-r", "--name-only", "sealops/audit"],
+    )
+    .lines()
+    .find(|f| f.starts_with("audit/trails/node-1/") && f.ends_with("/head.json"))
+    .expect("the chain's head")
+    .to_owned();
     let head = git(
         fleet.repo(),
-        &["show", "sealops/audit:audit/heads/node-1.json"],
+        &["show", &format!("sealops/audit:{head_file}")],
     );
     assert_eq!(Some(head.trim()), in_file.last().map(String::as_str));
     let (code, out) = verify(&fleet);
