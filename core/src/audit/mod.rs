@@ -5,13 +5,14 @@
 //!   chain (never a value: values appear only as [`Fingerprinter`] fingerprints), and
 //!   [`AuditLog::seal`] signs the records since the last seal with the controller's Ed25519 key.
 //!   Both return the exact lines to append, to the journal first and to the audit branch later.
-//! - Anyone checks a trail with [`verify_files`]: every controller's chain must be gapless, every
-//!   record covered by a valid seal, and the trail must end where the controller's signed head
-//!   says it does.
+//! - A controller adds its lines to the branch with [`append_commit`], built on the chain it
+//!   last pushed itself (never on what the branch claims).
+//! - Anyone checks a trail with [`verify_trail`]: every chain must be gapless, every record
+//!   covered by a valid, chained seal, every key registered for its controller in the
+//!   [`Registry`] (`.sealops/controllers.yaml`), every registered key must have a trail, and the
+//!   trail must reach every [`Witness`].
 //!
-//! Layout on the audit branch: `audit/YYYY/MM/DD/<controller>.jsonl` (one line per record or
-//! seal), `audit/keys/<controller>.pub` (the controller's public key) and
-//! `audit/heads/<controller>.json` (its newest seal: dropping the last batch is detected).
+//! Layout on the audit branch: see [`layout`].
 
 mod branch;
 mod journal;
