@@ -5,7 +5,8 @@
 //! - records journalled durably per second (`Audit::record`, one fsync per group) for groups
 //!   of 1, 10, 100 and 1,000 records;
 //! - end to end: records per second from `Audit::record` to a confirmed push of the audit
-//!   branch to a loopback remote (`file://`), in groups of 100, pushed every 1,000.
+//!   branch to a loopback remote (`file://`), in groups of 100, pushed every 1,000;
+//! - a busy day: the cost of the first and the 100th push of a day with 100,000 records.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -116,5 +117,58 @@ fn main() {
         "end to end: {total} records journalled and pushed to a file:// remote in {pushes} pushes: {:.0} records/s ({:.1} ms per push of 1,000)",
         total as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e3 / pushes as f64
+    );
+
+    // A busy day: 100 pushes of 1,000 records each, all on one day. Each push adds one batch
+    // file and rewrites none, so the 100th push should cost what the first did.
+    let remote = dir.path().join("busy.git");
+    std::fs::create_dir_all(&remote).expect("remote");
+    let status = Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .current_dir(&remote)
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let state = dir.path().join("busy");
+    std::fs::create_dir_all(&state).expect("state");
+    let source = Source::new(
+        &RepositorySource {
+            path: None,
+            url: Some(format!("file://{}", remote.display())),
+            branch: "main".to_owned(),
+            token_file: None,
+            ssh_key_file: None,
+        },
+        &state,
+    );
+    let audit = Audit::open(&state, "busy", "busy");
+    let mut push_times = Vec::with_capacity(100);
+    for push in 0..100usize {
+        for group in 0..10 {
+            let base = push * 1000 + group * 100;
+            audit
+                .record((base..base + 100).map(draft).collect())
+                .expect("journalled");
+        }
+        let start = Instant::now();
+        audit.push(&source).expect("pushed");
+        push_times.push(start.elapsed());
+    }
+    assert_eq!(audit.waiting(), 0);
+    let median = |times: &[Duration]| {
+        let mut sorted = times.to_vec();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    };
+    // Medians of five pushes at each end, so one slow fsync does not decide the ratio.
+    let first = median(&push_times[..5]);
+    let last = median(&push_times[95..]);
+    println!(
+        "busy day: 100,000 records in 100 pushes of 1,000: first pushes {:.1} ms, 96th-100th {:.1} ms (median of 5 each): {:.2}× (bound 1.2×); push 1 {:.1} ms, push 100 {:.1} ms",
+        first.as_secs_f64() * 1e3,
+        last.as_secs_f64() * 1e3,
+        last.as_secs_f64() / first.as_secs_f64(),
+        push_times[0].as_secs_f64() * 1e3,
+        push_times[99].as_secs_f64() * 1e3,
     );
 }
