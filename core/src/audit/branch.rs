@@ -4,41 +4,129 @@ use std::path::Path;
 
 use git2::{Oid, Repository, Signature, Tree};
 
-use super::layout::{HEAD_FILE, KEY_FILE, TRAILS_DIR, batch_file, chain_dir, key_id};
+use super::layout::{HEAD_FILE, KEY_FILE, TRAILS_DIR, TrailPath, batch_file, chain_dir, key_id};
 use super::record::Line;
 use super::verify::TrailFile;
 
-/// Every file under `audit/` in `tree`.
-pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile>, git2::Error> {
+/// Largest batch file read from a branch. A push cuts its batch into files of at most
+/// [`BATCH_FILE_BYTES`] (plus one line), so a larger file was not written by a controller;
+/// the bound keeps a small compressed blob from inflating into gigabytes in memory.
+pub const MAX_BATCH_FILE_BYTES: u64 = 64 << 20;
+/// A push starts a new batch file once the current one holds this much.
+pub const BATCH_FILE_BYTES: usize = 16 << 20;
+/// Largest `key.pub` or `head.json` read from a branch (each is one line of well under 1 KiB).
+pub const MAX_SMALL_FILE_BYTES: u64 = 64 << 10;
+/// Most bytes of trail `trail_in_tree` reads in all: beyond this it stops with an error rather
+/// than running the machine out of memory.
+pub const MAX_TRAIL_BYTES: u64 = 4 << 30;
+
+/// Reading a trail from a branch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrailReadError {
+    #[error("reading the audit branch: {0}")]
+    Git(#[from] git2::Error),
+    #[error(
+        "the audit branch holds more than {} GiB of trail files; `audit verify` and `audit log` read it whole, so they stop here rather than exhaust memory",
+        MAX_TRAIL_BYTES >> 30
+    )]
+    TooLarge,
+}
+
+/// The content of blob `id` if it is at most `limit` bytes; its size otherwise. The size is
+/// read from the object's header, so an oversized blob is never inflated.
+pub fn blob_within(
+    repo: &Repository,
+    id: Oid,
+    limit: u64,
+) -> Result<Result<Vec<u8>, u64>, git2::Error> {
+    let (size, _) = repo.odb()?.read_header(id)?;
+    if size as u64 > limit {
+        return Ok(Err(size as u64));
+    }
+    Ok(Ok(repo.find_blob(id)?.content().to_vec()))
+}
+
+/// The size limit of a trail file at `path`: small for `key.pub` and `head.json`, larger for
+/// batch files, and nothing read of a file outside the layout (only its path is reported).
+fn read_limit(path: &str) -> Option<u64> {
+    match TrailPath::parse(path)? {
+        TrailPath::Key { .. } | TrailPath::Head { .. } => Some(MAX_SMALL_FILE_BYTES),
+        TrailPath::Batch { .. } => Some(MAX_BATCH_FILE_BYTES),
+    }
+}
+
+/// Every entry under `audit/` in `tree`, sorted by path. Entries that cannot be trail files
+/// (a name that is not UTF-8, a symbolic link, an executable, a submodule, a file over its
+/// size limit) come back [`TrailFile::defective`], so the verifier names them instead of
+/// failing or skipping them. Files outside the layout are not read.
+pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile>, TrailReadError> {
     let mut files = Vec::new();
-    let Ok(entry) = tree.get_path(Path::new("audit")) else {
+    let Some(audit) = tree.get_name("audit") else {
         return Ok(files);
     };
-    let audit = repo.find_tree(entry.id())?;
-    let mut problem = None;
-    audit.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() != Some(git2::ObjectType::Blob) {
-            return git2::TreeWalkResult::Ok;
-        }
-        let Ok(name) = entry.name() else {
-            return git2::TreeWalkResult::Ok;
-        };
-        match repo.find_blob(entry.id()) {
-            Ok(blob) => files.push(TrailFile {
-                path: format!("audit/{dir}{name}"),
-                text: String::from_utf8_lossy(blob.content()).into_owned(),
-            }),
-            Err(e) => {
-                problem = Some(e);
-                return git2::TreeWalkResult::Abort;
+    if audit.kind() != Some(git2::ObjectType::Tree) {
+        files.push(TrailFile::defective(
+            "audit",
+            "not a directory: the audit trail lives in audit/trails/",
+        ));
+        return Ok(files);
+    }
+    let mut read: u64 = 0;
+    // Iterative: the depth of a tree on the branch is the pusher's choice.
+    let mut pending = vec![("audit/".to_owned(), audit.id())];
+    while let Some((dir, id)) = pending.pop() {
+        for entry in repo.find_tree(id)?.iter() {
+            let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+                files.push(TrailFile::defective(
+                    format!("{dir}{}", entry.name_bytes().escape_ascii()),
+                    "a name that is not UTF-8: no controller writes one",
+                ));
+                continue;
+            };
+            let path = format!("{dir}{name}");
+            match (entry.kind(), entry.filemode()) {
+                (Some(git2::ObjectType::Tree), _) => pending.push((format!("{path}/"), entry.id())),
+                (Some(git2::ObjectType::Blob), 0o100644) => {
+                    let Some(limit) = read_limit(&path) else {
+                        files.push(TrailFile::new(path, ""));
+                        continue;
+                    };
+                    match blob_within(repo, entry.id(), limit)? {
+                        Ok(content) => {
+                            read += content.len() as u64;
+                            if read > MAX_TRAIL_BYTES {
+                                return Err(TrailReadError::TooLarge);
+                            }
+                            files.push(TrailFile::new(
+                                path,
+                                String::from_utf8_lossy(&content).into_owned(),
+                            ));
+                        }
+                        Err(size) => files.push(TrailFile::defective(
+                            path,
+                            format!(
+                                "{size} bytes, over the {limit}-byte limit of such a file: not written by a controller"
+                            ),
+                        )),
+                    }
+                }
+                (Some(git2::ObjectType::Blob), 0o120000) => files.push(TrailFile::defective(
+                    path,
+                    "a symbolic link, not a file: no controller writes one",
+                )),
+                (Some(git2::ObjectType::Blob), mode) => files.push(TrailFile::defective(
+                    path,
+                    format!("file mode {mode:o}, not 100644: no controller writes one"),
+                )),
+                _ => files.push(TrailFile::defective(
+                    path,
+                    "a submodule (gitlink) entry, not a file: no controller writes one",
+                )),
             }
         }
-        git2::TreeWalkResult::Ok
-    })?;
-    match problem {
-        Some(e) => Err(e),
-        None => Ok(files),
     }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 /// The tree of `controller`'s chain under `public_key` in `tree`, if there is one.
@@ -71,8 +159,8 @@ pub fn other_chains_in(
                 .find_tree(e.id())
                 .ok()
                 .and_then(|t| t.get_name(KEY_FILE).map(|k| k.id()))
-                .and_then(|id| repo.find_blob(id).ok())
-                .map(|b| String::from_utf8_lossy(b.content()).trim().to_owned())
+                .and_then(|id| blob_within(repo, id, MAX_SMALL_FILE_BYTES).ok()?.ok())
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
                 .unwrap_or_default();
             Some((name, key))
         })
@@ -124,9 +212,9 @@ pub fn append_commit(
     let base_head = chain_tree
         .as_ref()
         .and_then(|t| t.get_name(HEAD_FILE).map(|e| e.id()))
-        .and_then(|id| repo.find_blob(id).ok())
+        .and_then(|id| blob_within(repo, id, MAX_SMALL_FILE_BYTES).ok()?.ok())
         .and_then(|b| {
-            let text = String::from_utf8_lossy(b.content()).trim().to_owned();
+            let text = String::from_utf8_lossy(&b).trim().to_owned();
             match serde_json::from_str::<Line>(&text).ok()? {
                 Line::Seal(seal) => Some((text, seal.seal.last_seq)),
                 Line::Record(_) => None,
@@ -150,7 +238,10 @@ pub fn append_commit(
                     continue;
                 }
                 let record_day = record.time.get(..10).unwrap_or("0000-00-00").to_owned();
-                if day.as_deref() != Some(record_day.as_str()) {
+                let full = additions
+                    .last()
+                    .is_some_and(|(_, text)| text.len() >= BATCH_FILE_BYTES);
+                if day.as_deref() != Some(record_day.as_str()) || full {
                     additions.push((batch_file(&record.time, record.seq), String::new()));
                     day = Some(record_day);
                 }
@@ -260,18 +351,46 @@ mod tests {
     use super::super::verify::verify_trail;
     use super::*;
 
+    /// An empty bare repository and controller c1's log under a registered key.
+    struct Chain {
+        _dir: tempfile::TempDir,
+        repo: Repository,
+        public: String,
+        registry: Registry,
+        log: AuditLog,
+    }
+
+    impl Chain {
+        fn new() -> Self {
+            let _dir = tempfile::tempdir().expect("tempdir");
+            let repo = Repository::init_bare(_dir.path()).expect("repo");
+            let keys = AuditKeys::parse(&"ab".repeat(64)).expect("keys");
+            let public = keys.public_key();
+            let registry = Registry::parse(
+                &format!("sealops: v1\ncontrollers:\n  - id: c1\n    public_key: {public}\n"),
+                "c.yaml",
+            )
+            .expect("registry");
+            let log = AuditLog::resume("c1", "n", keys, None);
+            Self {
+                _dir,
+                repo,
+                public,
+                registry,
+                log,
+            }
+        }
+    }
+
     #[test]
     fn appends_verify_a_replay_adds_nothing_and_a_cut_branch_gets_its_copy_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo = Repository::init_bare(dir.path()).expect("repo");
-        let keys = AuditKeys::parse(&"ab".repeat(64)).expect("keys");
-        let public = keys.public_key();
-        let registry = Registry::parse(
-            &format!("sealops: v1\ncontrollers:\n  - id: c1\n    public_key: {public}\n"),
-            "c.yaml",
-        )
-        .expect("registry");
-        let mut log = AuditLog::resume("c1", "n", keys, None);
+        let Chain {
+            _dir,
+            repo,
+            public,
+            registry,
+            mut log,
+        } = Chain::new();
         let mut batch = vec![log.record(RecordDraft::new(Event::KeyLoaded, Outcome::Ok))];
         batch.push(log.seal().expect("seal"));
         let first = append_commit(&repo, None, "c1", &public, None, &batch)
@@ -339,5 +458,137 @@ mod tests {
         );
         assert!(verified.is_intact(), "{:?}", verified.problems);
         assert_eq!(verified.records_of("c1"), 3);
+    }
+
+    /// Found by a red team: a 6.7 MB blob inflating to 1.5 GB ran verify (and the controller)
+    /// out of memory; a name that is not UTF-8 made verify fail with a git error and check
+    /// nothing; submodules, links and executables passed unreported.
+    #[test]
+    fn entries_no_controller_writes_are_named_and_never_inflated() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let Chain {
+            _dir,
+            repo,
+            public,
+            registry,
+            mut log,
+        } = Chain::new();
+        let batch = vec![
+            log.record(RecordDraft::new(Event::KeyLoaded, Outcome::Ok)),
+            log.seal().expect("seal"),
+        ];
+        let first = append_commit(&repo, None, "c1", &public, None, &batch)
+            .expect("commits")
+            .expect("something new");
+        let tree = repo
+            .find_commit(first.commit)
+            .and_then(|c| c.tree())
+            .expect("tree");
+
+        let small = repo.blob(b"x").expect("blob");
+        let huge = repo
+            .blob(&vec![b'x'; MAX_SMALL_FILE_BYTES as usize + 1])
+            .expect("blob");
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        update.upsert("audit/link.jsonl", small, git2::FileMode::Link);
+        update.upsert("audit/run.jsonl", small, git2::FileMode::BlobExecutable);
+        update.upsert("audit/trails/ghost", first.commit, git2::FileMode::Commit);
+        let fake_key = format!("audit/trails/c1/{}/key.pub", "0".repeat(32));
+        update.upsert(&fake_key, huge, git2::FileMode::Blob);
+        let with_entries = update.create_updated(&repo, &tree).expect("tree");
+        // A directory whose name is not UTF-8, with a file in it.
+        let mut inner = repo.treebuilder(None).expect("builder");
+        inner
+            .insert("head.json", small, git2::FileMode::Blob.into())
+            .expect("insert");
+        let inner = inner.write().expect("tree");
+        let with_entries = repo.find_tree(with_entries).expect("tree");
+        let audit = with_entries.get_name("audit").expect("audit").id();
+        let mut audit = repo
+            .treebuilder(Some(&repo.find_tree(audit).expect("tree")))
+            .expect("builder");
+        audit
+            .insert(
+                std::ffi::OsStr::from_bytes(b"x\xff"),
+                inner,
+                git2::FileMode::Tree.into(),
+            )
+            .expect("insert");
+        let audit = audit.write().expect("tree");
+        let mut root = repo.treebuilder(Some(&with_entries)).expect("builder");
+        root.insert("audit", audit, git2::FileMode::Tree.into())
+            .expect("insert");
+        let root = repo.find_tree(root.write().expect("tree")).expect("tree");
+
+        let files = trail_in_tree(&repo, &root).expect("reads");
+        let verified = verify_trail(&files, &registry, &[]);
+        let said: Vec<String> = verified.problems.iter().map(ToString::to_string).collect();
+        let has = |path: &str, what: &str| {
+            assert!(
+                said.iter().any(|p| p.starts_with(path) && p.contains(what)),
+                "{path}: {what}\n{said:#?}"
+            )
+        };
+        has("audit/link.jsonl", "symbolic link");
+        has("audit/run.jsonl", "file mode 100755");
+        has("audit/trails/ghost", "submodule");
+        has(&fake_key, "over the 65536-byte limit");
+        has("audit/x\\xff", "not UTF-8");
+        assert_eq!(
+            verified.records_of("c1"),
+            1,
+            "c1's own chain still verifies"
+        );
+        assert!(
+            files.iter().all(|f| f.text.len() < 1024),
+            "nothing large was read"
+        );
+    }
+
+    /// A push of a long journal is cut into batch files of about [`BATCH_FILE_BYTES`], so no
+    /// file a controller writes is over [`MAX_BATCH_FILE_BYTES`], and the cut trail verifies.
+    #[test]
+    fn a_large_push_is_cut_into_batch_files_that_verify() {
+        let Chain {
+            _dir,
+            repo,
+            public,
+            registry,
+            mut log,
+        } = Chain::new();
+        let mut lines = Vec::new();
+        let mut bytes = 0;
+        while bytes < 2 * BATCH_FILE_BYTES + 1000 {
+            let mut draft = RecordDraft::new(Event::OutputWritten, Outcome::Ok);
+            draft.path = Some(format!("apps/{}/{}", "p".repeat(200), lines.len()));
+            let line = log.record(draft);
+            bytes += line.len() + 1;
+            lines.push(line);
+            if lines.len() % 1000 == 0 {
+                lines.push(log.seal().expect("seal"));
+            }
+        }
+        lines.push(log.seal().expect("seal"));
+        let appended = append_commit(&repo, None, "c1", &public, None, &lines)
+            .expect("commits")
+            .expect("something new");
+        let tree = repo
+            .find_commit(appended.commit)
+            .and_then(|c| c.tree())
+            .expect("tree");
+        let files = trail_in_tree(&repo, &tree).expect("reads");
+        let batches: Vec<&TrailFile> = files
+            .iter()
+            .filter(|f| f.path.ends_with(".jsonl"))
+            .collect();
+        assert!(batches.len() >= 3, "{} batch files", batches.len());
+        assert!(
+            batches
+                .iter()
+                .all(|f| f.defect.is_none() && (f.text.len() as u64) < MAX_BATCH_FILE_BYTES)
+        );
+        let verified = verify_trail(&files, &registry, &[]);
+        assert!(verified.is_intact(), "{:?}", verified.problems);
+        assert_eq!(verified.records_of("c1"), appended.last_seq);
     }
 }

@@ -60,6 +60,15 @@ pub enum TrailPath<'p> {
 }
 
 impl<'p> TrailPath<'p> {
+    /// The controller whose trail the path is in.
+    pub fn controller(&self) -> &'p str {
+        match self {
+            Self::Key { controller, .. }
+            | Self::Head { controller, .. }
+            | Self::Batch { controller, .. } => controller,
+        }
+    }
+
     /// Parses `path`; `None` for anything outside the layout.
     pub fn parse(path: &'p str) -> Option<Self> {
         let rest = path.strip_prefix(TRAILS_DIR)?.strip_prefix('/')?;

@@ -21,7 +21,10 @@ mod record;
 pub mod registry;
 mod verify;
 
-pub use branch::{Appended, append_commit, chain_tree_in, other_chains_in, trail_in_tree};
+pub use branch::{
+    Appended, MAX_BATCH_FILE_BYTES, MAX_SMALL_FILE_BYTES, TrailReadError, append_commit,
+    blob_within, chain_tree_in, other_chains_in, trail_in_tree,
+};
 pub use journal::{Journal, JournalError};
 pub use record::{
     AuditKeys, AuditLog, Event, Fingerprinter, GENESIS, Line, Outcome, Record, RecordDraft, Seal,

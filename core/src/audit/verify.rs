@@ -20,6 +20,29 @@ use crate::repo::CONTROLLERS_FILE;
 pub struct TrailFile {
     pub path: String,
     pub text: String,
+    /// Why the entry was not read as a trail file (a name that is not UTF-8, a symbolic link,
+    /// a submodule, a file over its size limit): reported as a problem, `text` left empty.
+    pub defect: Option<String>,
+}
+
+impl TrailFile {
+    /// A file read from the branch.
+    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            text: text.into(),
+            defect: None,
+        }
+    }
+
+    /// An entry that is not a readable trail file, and why.
+    pub fn defective(path: impl Into<String>, defect: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            text: String::new(),
+            defect: Some(defect.into()),
+        }
+    }
 }
 
 /// The first thing wrong with one chain (or one file, or one witness).
@@ -96,6 +119,17 @@ pub fn verify_trail(files: &[TrailFile], registry: &Registry, witnesses: &[Witne
     let mut verified = Verified::default();
     let mut chains: BTreeMap<(&str, &str), ChainFiles<'_>> = BTreeMap::new();
     for file in files {
+        if let Some(defect) = &file.defect {
+            verified.problems.push(Problem {
+                controller: TrailPath::parse(&file.path)
+                    .map_or("-", |p| p.controller())
+                    .to_owned(),
+                file: file.path.clone(),
+                line: None,
+                message: defect.clone(),
+            });
+            continue;
+        }
         match TrailPath::parse(&file.path) {
             Some(TrailPath::Key { controller, key_id }) => {
                 chains.entry((controller, key_id)).or_default().key = Some(file);
@@ -240,6 +274,13 @@ fn verify_chain(
                 .into(),
         ));
     }
+    if key_file.text != format!("{published}\n") {
+        return Err(problem(
+            &key_path,
+            None,
+            "rewritten: a controller writes the key as one line ending in \\n".into(),
+        ));
+    }
     if !registry.is_registered(controller, &published) {
         return Err(problem(
             &key_path,
@@ -259,6 +300,14 @@ fn verify_chain(
     let mut last_seal: Option<(Seal, String)> = None;
     let mut seals = BTreeMap::new();
     for (first_seq, day, file) in &chain.batches {
+        // Byte for byte as a controller writes them: `\n` line ends and a final newline.
+        if file.text.contains('\r') || !file.text.ends_with('\n') {
+            return Err(problem(
+                &file.path,
+                None,
+                "rewritten: a controller ends every line with \\n alone, including the last".into(),
+            ));
+        }
         let mut lines = file.text.lines().enumerate().peekable();
         match lines.peek().map(|(_, l)| serde_json::from_str::<Line>(l)) {
             Some(Ok(Line::Record(record))) => {
@@ -334,6 +383,15 @@ fn verify_chain(
                     expected_seq += 1;
                 }
                 Line::Seal(seal) => {
+                    // A seal's bytes are hashed into the next seal, except the last one's:
+                    // its line must be exactly as the controller encoded it.
+                    if serde_json::to_string(&seal).ok().as_deref() != Some(line) {
+                        return Err(problem(
+                            &file.path,
+                            at,
+                            "the seal line is re-encoded (field order, escapes or spacing): not as the controller wrote it".into(),
+                        ));
+                    }
                     let Some((first, _, _)) = unsealed_from.take() else {
                         return Err(problem(
                             &file.path,
@@ -435,7 +493,7 @@ fn verify_chain(
     let ends_at = last_seal.as_ref().map_or(0, |(s, _)| s.seal.last_seq);
     if last_seal
         .as_ref()
-        .is_none_or(|(_, line)| line != head_file.text.trim())
+        .is_none_or(|(_, line)| head_file.text != format!("{line}\n"))
     {
         let how = if head.seal.last_seq > ends_at {
             "records after it were dropped, or the head was forged"
@@ -509,25 +567,22 @@ mod tests {
                 .unwrap_or("2026-01-01")
                 .to_owned()
         };
-        let mut files = vec![TrailFile {
-            path: format!("{dir}/{KEY_FILE}"),
-            text: public + "\n",
-        }];
+        let mut files = vec![TrailFile::new(format!("{dir}/{KEY_FILE}"), public + "\n")];
         let split = lines.len().min(4);
         for (batch, first_seq) in [(&lines[..split], 1), (&lines[split..], 4)] {
             if batch.is_empty() {
                 continue;
             }
-            files.push(TrailFile {
-                path: format!("{dir}/{}", batch_file(&day(&batch[0]), first_seq)),
-                text: batch.join("\n") + "\n",
-            });
+            files.push(TrailFile::new(
+                format!("{dir}/{}", batch_file(&day(&batch[0]), first_seq)),
+                batch.join("\n") + "\n",
+            ));
         }
         if let Some(last) = lines.last() {
-            files.push(TrailFile {
-                path: format!("{dir}/{HEAD_FILE}"),
-                text: format!("{last}\n"),
-            });
+            files.push(TrailFile::new(
+                format!("{dir}/{HEAD_FILE}"),
+                format!("{last}\n"),
+            ));
         }
         files
     }
@@ -642,6 +697,48 @@ mod tests {
             verified.problems[0].message.contains("directory's name"),
             "{}",
             verified.problems[0]
+        );
+    }
+
+    /// Found by a red team: CRLF line ends and a re-encoded last seal (with its head) passed.
+    /// No record changed, but a file no controller wrote is not the trail it pushed.
+    #[test]
+    fn rewritten_bytes_are_found_even_when_no_record_changed() {
+        let registry = registry_of(&[("c1", &keys())]);
+        let (files, lines) = trail();
+        assert!(verify_trail(&files, &registry, &[]).is_intact());
+
+        let mut crlf = files.clone();
+        crlf[1].text = crlf[1].text.replace('\n', "\r\n");
+        let verified = verify_trail(&crlf, &registry, &[]);
+        assert!(
+            verified
+                .problems
+                .iter()
+                .any(|p| p.message.contains("rewritten")),
+            "{:?}",
+            verified.problems
+        );
+
+        // The last seal with its fields reordered, in its batch and in the head.
+        let last = lines.last().expect("seal");
+        let value: serde_json::Value = serde_json::from_str(last).expect("json");
+        let mut reordered = serde_json::Map::new();
+        for (k, v) in value.as_object().expect("object").iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        let reencoded = serde_json::to_string(&reordered).expect("json");
+        assert_ne!(&reencoded, last);
+        let mut relines = lines.clone();
+        *relines.last_mut().expect("seal") = reencoded;
+        let verified = verify_trail(&files_of(&relines), &registry, &[]);
+        assert!(
+            verified
+                .problems
+                .iter()
+                .any(|p| p.message.contains("re-encoded")),
+            "{:?}",
+            verified.problems
         );
     }
 }
