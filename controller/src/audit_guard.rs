@@ -190,10 +190,16 @@ pub fn compare(
 /// The head seal's line and last record of the chain tree `id`.
 fn head_of(repo: &Repository, id: Oid) -> Option<(String, u64)> {
     let tree = repo.find_tree(id).ok()?;
-    let blob = repo
-        .find_blob(tree.get_name(layout::HEAD_FILE)?.id())
-        .ok()?;
-    let text = String::from_utf8_lossy(blob.content()).trim().to_owned();
+    // Bounded: the branch's head.json is anyone's to replace, and a small compressed blob
+    // inflates to gigabytes.
+    let blob = sealops_core::audit::blob_within(
+        repo,
+        tree.get_name(layout::HEAD_FILE)?.id(),
+        sealops_core::audit::MAX_SMALL_FILE_BYTES,
+    )
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&blob).trim().to_owned();
     match serde_json::from_str::<Line>(&text).ok()? {
         Line::Seal(seal) => Some((text, seal.seal.last_seq)),
         Line::Record(_) => None,

@@ -19,9 +19,9 @@
 //! means). Seals go to the sinks once the journal took them, best effort: a push never waits for
 //! a sink.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -173,26 +173,62 @@ fn joined<S: AsRef<str>>(lines: &[S]) -> String {
     buffer
 }
 
-/// Opens (creating it 0600) the sink file for appending. A symbolic link is not followed: the
-/// controller writes as root, and a link swapped in by whoever can write the log directory
-/// would otherwise point its appends at any file.
+/// Opens (creating it 0600) the sink file for appending. No symbolic link is followed, in
+/// the file's name or in any directory above it: the controller writes as root, and a link
+/// swapped in by whoever can write a log directory would otherwise point its appends at any
+/// file. Each directory is opened relative to the one above it with `O_NOFOLLOW`, so a link
+/// swapped in after a check cannot be followed either.
 fn open_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                io::Error::other(format!(
-                    "{} is a symbolic link; name the file itself (links are not followed)",
-                    path.display()
-                ))
-            } else {
-                e
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::Mode;
+    use std::path::Component;
+    let refused = |what: &str| {
+        io::Error::other(format!(
+            "{}: {what}; name the file by a path without symbolic links (links are not followed)",
+            path.display()
+        ))
+    };
+    let name = path.file_name().ok_or_else(|| refused("not a file name"))?;
+    let parent = path.parent().ok_or_else(|| refused("not a file name"))?;
+    if !path.is_absolute() {
+        return Err(refused("not an absolute path"));
+    }
+    let directory = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let mut dir: std::os::fd::OwnedFd =
+        nix::fcntl::open("/", directory, Mode::empty()).map_err(io::Error::from)?;
+    for component in parent.components() {
+        match component {
+            Component::RootDir => {}
+            Component::Normal(part) => {
+                dir = openat(&dir, part, directory, Mode::empty()).map_err(|e| match e {
+                    nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => refused(&format!(
+                        "{} is a symbolic link or not a directory",
+                        Path::new(part).display()
+                    )),
+                    e => io::Error::from(e),
+                })?;
             }
-        })
+            _ => return Err(refused("`.` and `..` are not allowed in the path")),
+        }
+    }
+    let fd = openat(
+        &dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| match e {
+        nix::errno::Errno::ELOOP => io::Error::other(format!(
+            "{} is a symbolic link; name the file itself (links are not followed)",
+            path.display()
+        )),
+        e => io::Error::from(e),
+    })?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    Ok(file)
 }
 
 fn write_file(path: &Path, slot: &Mutex<Option<File>>, buffer: &str) -> io::Result<()> {
@@ -247,6 +283,15 @@ pub fn check_file(path: &Path) -> Result<(), String> {
             .map_err(|e| format!("{shown} cannot be appended to: {e}")),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let parent = path.parent().unwrap_or(Path::new("/"));
+            if let Some(link) = parent
+                .ancestors()
+                .find(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
+            {
+                return Err(format!(
+                    "{shown}: {} is a symbolic link; name the file by a path without symbolic links (links are not followed)",
+                    link.display()
+                ));
+            }
             tempfile::Builder::new()
                 .prefix(".sealops-check-")
                 .tempfile_in(parent)
@@ -399,5 +444,38 @@ mod tests {
             3,
             "no temporary file left"
         );
+    }
+
+    /// Found by a red team: `var-log/sealops` swapped for a link to another directory made the
+    /// controller (root) append to a file there, and check-config said "ready".
+    #[test]
+    fn a_link_above_the_file_is_not_followed_either() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).expect("mkdir");
+        std::fs::write(victim.join("important.conf"), "precious\n").expect("write");
+        std::fs::create_dir(dir.path().join("var-log")).expect("mkdir");
+        std::os::unix::fs::symlink(&victim, dir.path().join("var-log/sealops")).expect("symlink");
+        let path = dir.path().join("var-log/sealops/important.conf");
+        let sinks = Sinks::open(
+            &settings(vec![AuditSink::File(path.clone())], AuditRequire::All),
+            Family::default(),
+        );
+        let err = sinks.deliver(&lines(&["{\"r\":1}"]), Ok(())).unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(victim.join("important.conf")).expect("read"),
+            "precious\n"
+        );
+        assert!(
+            check_file(&path).is_err_and(|e| e.contains("symbolic link")),
+            "check-config names the link"
+        );
+        let missing = dir.path().join("var-log/sealops/new.jsonl");
+        assert!(
+            check_file(&missing).is_err_and(|e| e.contains("symbolic link")),
+            "a new file under a link"
+        );
+        assert!(!victim.join("new.jsonl").exists());
     }
 }
