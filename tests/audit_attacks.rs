@@ -191,6 +191,64 @@ fn deleting_the_audit_tree_is_named_and_the_controller_restores_it() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// Found by a red team: verify trusted whatever registry the checkout held, so deleting the
+/// trail and committing an empty registry (signed, never approved; the controller refuses
+/// the commit) passed. Verify reads the registry as committed, says when its approvals were
+/// not checked, and with `--base` (the protected branch) refuses a registry whose history is
+/// not authorised.
+#[test]
+fn an_unapproved_registry_change_does_not_make_a_deleted_trail_pass() {
+    let (fleet, _) = fleet_with_two_pushes();
+    let anchor = fleet.anchor.borrow().clone();
+    let with_base = |fleet: &Fleet| {
+        let out = fleet
+            .world
+            .sealops()
+            .args(["audit", "verify", "--base", &anchor, "--trusted-signers"])
+            .arg(&fleet.signers)
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = with_base(&fleet);
+    assert_eq!(code, 0, "an authorised history passes: {out}");
+
+    tamper(&fleet, "delete audit", |work| {
+        std::fs::remove_dir_all(work.join("audit")).expect("rm");
+    });
+    std::fs::write(
+        fleet.repo().join(".sealops/controllers.yaml"),
+        "sealops: v1\ncontrollers: []\n",
+    )
+    .expect("write");
+    // A trusted signer without the capability: her commit needs approvals it does not have.
+    let mallory = kit::trusted_signer(&fleet, "mallory@example.com");
+    kit::commit_as(&fleet, &mallory, "forget the controllers");
+
+    let (code, out) = verify(&fleet, None);
+    assert!(
+        out.contains("approved is not checked"),
+        "without --base verify says what it took on trust ({code}): {out}"
+    );
+    let (code, out) = with_base(&fleet);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is not trusted"), "{out}");
+
+    // An uncommitted edit of the registry is never read.
+    std::fs::write(
+        fleet.repo().join(".sealops/controllers.yaml"),
+        "sealops: v1\ncontrollers: [\n",
+    )
+    .expect("write");
+    let (code, out) = with_base(&fleet);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is not trusted"), "{out}");
+}
+
 /// A trail sealed by the attacker's own key: under the real controller's name (its real trail
 /// removed) and under a controller that does not exist.
 #[test]

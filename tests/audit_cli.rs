@@ -55,13 +55,16 @@ fn world_with_trail() -> World {
     world
 }
 
-/// Writes `.sealops/controllers.yaml` in the checkout with these (controller, key) entries.
+/// Commits `.sealops/controllers.yaml` with these (controller, key) entries: verify trusts
+/// the registry as committed, never an uncommitted edit.
 fn register(world: &World, entries: &[(&str, &str)]) {
     let mut text = "sealops: v1\ncontrollers:\n".to_owned();
     for (id, key) in entries {
         text.push_str(&format!("  - id: {id}\n    public_key: {key}\n"));
     }
     std::fs::write(world.repo.join(".sealops/controllers.yaml"), text).expect("registry");
+    git(&world.repo, &["add", "-A", ".sealops"]);
+    git(&world.repo, &["commit", "-qm", "register audit keys"]);
 }
 
 #[test]
@@ -77,6 +80,9 @@ fn verify_passes_then_names_an_edited_line() {
     let registry =
         std::fs::read_to_string(world.repo.join(".sealops/controllers.yaml")).expect("registry");
     std::fs::remove_file(world.repo.join(".sealops/controllers.yaml")).expect("rm");
+    // Uncommitted, the deletion changes nothing.
+    world.stdout(world.sealops().args(["audit", "verify"]));
+    git(&world.repo, &["commit", "-qam", "remove the registry"]);
     let out = world
         .sealops()
         .args(["audit", "verify"])
@@ -89,6 +95,8 @@ fn verify_passes_then_names_an_edited_line() {
         "{stdout}"
     );
     std::fs::write(world.repo.join(".sealops/controllers.yaml"), registry).expect("restore");
+    git(&world.repo, &["add", "-A", ".sealops"]);
+    git(&world.repo, &["commit", "-qm", "restore the registry"]);
 
     // Edit one byte of the first record on the branch, as a commit on top of it.
     let work = world.dir.path().join("audit-work");

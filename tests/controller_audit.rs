@@ -4,16 +4,19 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::controller::{Fleet, PASSWORD, PAYMENTS_TARGET, kit};
 use common::git;
 
 /// `sealops audit log -o json` of the fleet's repository: one JSON record per line.
 fn records(fleet: &Fleet) -> Vec<serde_json::Value> {
-    let out = fleet
-        .world
-        .stdout(fleet.world.sealops().args(["audit", "log", "-o", "json"]));
+    let mut command = fleet.world.sealops();
+    command.args(["audit", "log", "-o", "json"]);
+    if let Some(pinned) = pinned_registry(fleet) {
+        command.arg("--registry").arg(pinned);
+    }
+    let out = fleet.world.stdout(&mut command);
     out.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON record"))
         .collect()
@@ -47,24 +50,30 @@ fn verify(fleet: &Fleet) -> (i32, String) {
     verify_with(fleet, &[])
 }
 
-fn verify_with(fleet: &Fleet, extra: &[&str]) -> (i32, String) {
+/// A registry pinned locally that registers the controller's key under the name the test
+/// gave it (`audit.controller_id`); `None` when it keeps the default name.
+fn pinned_registry(fleet: &Fleet) -> Option<PathBuf> {
     let config = std::fs::read_to_string(&fleet.config).expect("config");
+    let id = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("controller_id: "))?;
+    let key = std::fs::read_to_string(fleet.state.join("audit.key")).expect("audit key");
+    let public = sealops_core::audit::AuditKeys::parse(&key)
+        .expect("key")
+        .public_key();
+    let pinned = fleet.world.dir.path().join("pinned-controllers.yaml");
+    std::fs::write(
+        &pinned,
+        format!("sealops: v1\ncontrollers:\n  - id: {id}\n    public_key: {public}\n"),
+    )
+    .expect("pinned registry");
+    Some(pinned)
+}
+
+fn verify_with(fleet: &Fleet, extra: &[&str]) -> (i32, String) {
     let mut command = fleet.world.sealops();
     command.args(["audit", "verify"]).args(extra);
-    if let Some(id) = config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("controller_id: "))
-    {
-        let key = std::fs::read_to_string(fleet.state.join("audit.key")).expect("audit key");
-        let public = sealops_core::audit::AuditKeys::parse(&key)
-            .expect("key")
-            .public_key();
-        let pinned = fleet.world.dir.path().join("pinned-controllers.yaml");
-        std::fs::write(
-            &pinned,
-            format!("sealops: v1\ncontrollers:\n  - id: {id}\n    public_key: {public}\n"),
-        )
-        .expect("pinned registry");
+    if let Some(pinned) = pinned_registry(fleet) {
         command.arg("--registry").arg(&pinned);
     }
     let out = command.output().expect("runs");

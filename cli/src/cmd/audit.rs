@@ -26,9 +26,12 @@ pub enum AuditCommand {
     /// Check every chain against the registered audit keys and any witnesses; name the first
     /// broken line of each.
     #[command(
-        after_help = "Keys are trusted only as registered in .sealops/controllers.yaml of the checkout (or \
---registry FILE, a copy pinned locally): a trail under any other key is reported as forged or replaced, and a \
-registered key with no trail as deleted. A clean cut (the last batches removed with the head set back) leaves a \
+        after_help = "Keys are trusted only as registered in .sealops/controllers.yaml as committed at HEAD (or \
+--registry-at REF; never an uncommitted edit), or in --registry FILE, a copy pinned locally: a trail under any \
+other key is reported as forged or replaced, and a registered key with no trail as deleted. With --base REF (the \
+protected branch, as for `sealops check`) every commit from REF to the registry's commit must be authorised \
+(signed, and approved where the policy says so), so an unapproved registry change is refused; without it the \
+registry's history is taken on trust and verify says so. A missing registry trusts no key: exit 1. A clean cut (the last batches removed with the head set back) leaves a \
 valid, shorter trail: only a witness catches it. Pass the controller's newest seal with --witness: its /status \
 URL (http://127.0.0.1:PORT/status), a saved copy of that document, or a file holding the seal.\n\n\
 Exit codes: 0 every chain intact, 1 something is broken, missing or unregistered, 2 the branch or a witness cannot be read.\n\n\
@@ -43,9 +46,21 @@ Examples:\n  sealops audit verify\n  sealops audit verify --witness http://127.0
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The registry of audit keys to trust instead of the checkout's .sealops/controllers.yaml.
-    #[arg(long, value_name = "FILE")]
+    /// The registry of audit keys to trust instead of the repository's
+    /// .sealops/controllers.yaml: a copy pinned locally.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["registry_at", "base"])]
     pub registry: Option<PathBuf>,
+    /// The commit whose .sealops/controllers.yaml is trusted.
+    #[arg(long, value_name = "REF", default_value = "HEAD")]
+    pub registry_at: String,
+    /// A trusted commit (the protected branch): every commit from it to --registry-at must be
+    /// authorised, or the registry is not trusted.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// With --base: the signers trusted at the base (default: .sealops/allowed_signers as
+    /// committed at BASE), e.g. the controller's own `trust.allowed_signers_file`.
+    #[arg(long, value_name = "FILE", requires = "base")]
+    pub trusted_signers: Option<PathBuf>,
     /// A seal the branch must reach: a controller's /status URL (http only), or a file holding
     /// its /status document or the seal itself. Repeatable.
     #[arg(long, value_name = "URL|FILE")]
@@ -54,6 +69,10 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
+    /// The registry of audit keys to trust instead of .sealops/controllers.yaml at HEAD: only
+    /// records of chains that verify against it are listed.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
     /// Records at or after this time (RFC 3339, e.g. 2026-11-28T00:00:00Z).
     #[arg(long)]
     pub since: Option<String>,
@@ -118,45 +137,117 @@ pub fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<Outcome> {
     }
 }
 
-fn verify(global: &GlobalArgs, branch: Option<&str>, args: VerifyArgs) -> anyhow::Result<Outcome> {
+/// The registry of audit keys verify trusts, where it came from, and why it might not be
+/// trusted.
+struct TrustedRegistry {
+    registry: Registry,
+    /// E.g. `.sealops/controllers.yaml at HEAD (1a2b3c4d)`.
+    source: String,
+    /// Said before the findings; not a failure.
+    notes: Vec<String>,
+    /// Reasons the registry cannot be trusted: each makes verify fail.
+    problems: Vec<String>,
+}
+
+/// Largest registry read from a commit: a few hundred bytes per controller.
+const MAX_REGISTRY_BYTES: u64 = 1 << 20;
+
+fn trusted_registry(
+    global: &GlobalArgs,
+    file: Option<&PathBuf>,
+    at: &str,
+    base: Option<&str>,
+    signers: Option<&PathBuf>,
+) -> anyhow::Result<TrustedRegistry> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let source = file.display().to_string();
+        return Ok(TrustedRegistry {
+            registry: Registry::parse(&text, &source)?,
+            source,
+            notes: Vec::new(),
+            problems: Vec::new(),
+        });
+    }
     let repo = context::repository(global)?;
-    let (registry_file, registry_text) = match &args.registry {
-        Some(file) => (
-            file.display().to_string(),
-            Some(
-                std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?,
-            ),
-        ),
-        None => {
-            let file = repo.root().join(CONTROLLERS_FILE);
-            match std::fs::read_to_string(&file) {
-                Ok(text) => (CONTROLLERS_FILE.to_owned(), Some(text)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    (CONTROLLERS_FILE.to_owned(), None)
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot read {}", file.display()));
-                }
+    let git = git2::Repository::discover(repo.root())
+        .with_context(|| format!("{} is not inside a git repository", repo.root().display()))?;
+    let commit = git
+        .revparse_single(at)
+        .and_then(|o| o.peel_to_commit())
+        .with_context(|| {
+            format!("cannot resolve {at:?} to a commit; the registry is read from a commit, never from uncommitted files")
+        })?;
+    let short = &commit.id().to_string()[..8];
+    let source = format!("{CONTROLLERS_FILE} at {at} ({short})");
+    let mut trusted = TrustedRegistry {
+        registry: Registry::default(),
+        source: source.clone(),
+        notes: Vec::new(),
+        problems: Vec::new(),
+    };
+    match commit.tree()?.get_path(std::path::Path::new(CONTROLLERS_FILE)) {
+        Ok(entry) => match audit::blob_within(&git, entry.id(), MAX_REGISTRY_BYTES)? {
+            Ok(bytes) => {
+                trusted.registry = Registry::parse(&String::from_utf8_lossy(&bytes), &source)?
+            }
+            Err(size) => trusted.problems.push(format!(
+                "{source}: {size} bytes, over the {MAX_REGISTRY_BYTES}-byte limit: not a registry"
+            )),
+        },
+        Err(_) => trusted.problems.push(format!(
+            "{source}: missing, so no audit key is trusted and no trail can be verified; register each controller's key (`sealops-controller audit-key` prints the entry) with an approved commit"
+        )),
+    }
+    match base {
+        Some(base_name) => {
+            let base = git
+                .revparse_single(base_name)
+                .and_then(|o| o.peel_to_commit())
+                .with_context(|| format!("cannot resolve --base {base_name:?} to a commit"))?;
+            let bootstrap = sealops_core::authz::Bootstrap {
+                signers: super::approve::trusted_signers(&git, &base, base_name, signers)?,
+                pinned_principals: None,
+                clock: sealops_core::authz::Clock::system(),
+            };
+            let report =
+                sealops_core::authz::authorise_range(&git, base.id(), commit.id(), &bootstrap)?;
+            for violation in report.violations().take(5) {
+                trusted.problems.push(format!(
+                    "{source} is not trusted: {violation} (between --base {base_name} and {at})"
+                ));
             }
         }
-    };
-    let registry = match &registry_text {
-        Some(text) => Registry::parse(text, &registry_file)?,
-        None => Registry::default(),
-    };
+        None => trusted.notes.push(format!(
+            "registry: {source}; whether its changes were approved is not checked (pass --base REF, the protected branch, or --registry FILE)"
+        )),
+    }
+    Ok(trusted)
+}
+
+fn verify(global: &GlobalArgs, branch: Option<&str>, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let trusted = trusted_registry(
+        global,
+        args.registry.as_ref(),
+        &args.registry_at,
+        args.base.as_deref(),
+        args.trusted_signers.as_ref(),
+    )?;
+    let registry = &trusted.registry;
     let witnesses = args
         .witness
         .iter()
         .map(|from| read_witness(from))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (branch, files) = trail(global, branch)?;
-    let verified = audit::verify_trail(&files, &registry, &witnesses);
+    let verified = audit::verify_trail(&files, registry, &witnesses);
     let mut out = String::new();
-    if registry_text.is_none() {
-        out.push_str(&format!(
-            "{registry_file}: missing, so no audit key is trusted; register each controller's key (`sealops-controller audit-key` prints the entry)\n"
-        ));
+    for note in &trusted.notes {
+        out.push_str(&format!("{note}\n"));
+    }
+    for problem in &trusted.problems {
+        out.push_str(&format!("BROKEN: {problem}\n"));
     }
     for chain in &verified.chains {
         out.push_str(&format!(
@@ -182,7 +273,7 @@ fn verify(global: &GlobalArgs, branch: Option<&str>, args: VerifyArgs) -> anyhow
         out.push_str(&format!("{branch}: no audit records yet\n"));
     }
     crate::output::stdout(out.as_bytes())?;
-    Ok(if verified.is_intact() {
+    Ok(if verified.is_intact() && trusted.problems.is_empty() {
         Outcome::Success
     } else {
         Outcome::Problems
@@ -247,6 +338,26 @@ fn log_records(
 ) -> anyhow::Result<Outcome> {
     let (_, mut files) = trail(global, branch)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Only records of chains that verify are listed: anyone who can push to the branch can
+    // add files that look like records.
+    let trusted = trusted_registry(global, args.registry.as_ref(), "HEAD", None, None)?;
+    let verified = audit::verify_trail(&files, &trusted.registry, &[]);
+    let listed: Vec<String> = verified
+        .chains
+        .iter()
+        .map(|c| audit::layout::chain_dir(&c.controller, &c.public_key) + "/")
+        .collect();
+    let unverified = files
+        .iter()
+        .filter(|f| f.path.ends_with(".jsonl") && !listed.iter().any(|d| f.path.starts_with(d)))
+        .count();
+    if unverified > 0 {
+        eprintln!(
+            "warning: {unverified} file(s) of the audit branch are not listed: they are not in a chain that verifies against {} (`sealops audit verify` names why)",
+            trusted.source
+        );
+    }
+    files.retain(|f| listed.iter().any(|d| f.path.starts_with(d)));
     let since = args
         .since
         .as_deref()
