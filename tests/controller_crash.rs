@@ -175,7 +175,8 @@ impl Bulk {
     }
 
     /// A restart runs to the end: exit 0, every output new, no temporary file left.
-    fn converge(&self, trial: &str, new: usize) {
+    /// Returns the restart's status document.
+    fn converge(&self, trial: &str, new: usize) -> serde_json::Value {
         let (code, status, stderr) = self.fleet.once();
         assert_eq!(code, 0, "{trial}: restart\n{status:#}\n{stderr}");
         let seen = self.observe(trial, 1 - new);
@@ -188,6 +189,7 @@ impl Bulk {
             seen.temp_files, 0,
             "{trial}: the restart removed the temporary files a killed run left"
         );
+        status
     }
 }
 
@@ -391,7 +393,7 @@ fn kill_9_during_reconcile_leaves_old_or_new_outputs_and_a_restart_converges() {
                 "{name}: record {seq} was lost or changed by the kill"
             );
         }
-        bulk.converge(&name, 1 - old);
+        let _ = bulk.converge(&name, 1 - old);
         applied = 1 - old;
         audit = observe_audit(&name, fleet);
         assert_eq!(
@@ -496,13 +498,14 @@ fn kill_9_while_recording_and_pushing_to_a_remote_loses_and_duplicates_no_record
         if after_kill.on_branch > before_kill {
             pushed_by_killed_run += 1;
         }
-        bulk.converge(&name, 1 - old);
+        let status = bulk.converge(&name, 1 - old);
         applied = 1 - old;
         audit = observe_audit_in(&name, fleet, &bare);
         assert_eq!(
             audit.on_branch,
             audit.lines.len() as u64,
-            "{name}: a clean run pushes every journalled record"
+            "{name}: a clean run pushes every journalled record; its audit status: {:#}",
+            status["audit"]
         );
     }
     println!(
