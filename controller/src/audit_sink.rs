@@ -214,7 +214,14 @@ fn open_file(path: &Path) -> io::Result<File> {
     let fd = openat(
         &dir,
         name,
-        OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        // O_NONBLOCK: a FIFO put at the path would block the open until someone reads it,
+        // and the controller with it; a regular file ignores the flag.
+        OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NONBLOCK,
         Mode::from_bits_truncate(0o600),
     )
     .map_err(|e| match e {
@@ -222,6 +229,7 @@ fn open_file(path: &Path) -> io::Result<File> {
             "{} is a symbolic link; name the file itself (links are not followed)",
             path.display()
         )),
+        nix::errno::Errno::ENXIO => refused("a FIFO, not a regular file"),
         e => io::Error::from(e),
     })?;
     let file = File::from(fd);
@@ -477,5 +485,32 @@ mod tests {
             "a new file under a link"
         );
         assert!(!victim.join("new.jsonl").exists());
+    }
+
+    /// Found by a red team: a FIFO put at the sink's path blocked the controller in open()
+    /// (no reconcile, SIGTERM ignored) until someone read from it.
+    #[test]
+    fn a_fifo_at_the_path_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let (done, result) = std::sync::mpsc::channel();
+        let sink_path = path.clone();
+        std::thread::spawn(move || {
+            let sinks = Sinks::open(
+                &settings(vec![AuditSink::File(sink_path)], AuditRequire::All),
+                Family::default(),
+            );
+            let _ = done.send(sinks.deliver(&lines(&["{\"r\":1}"]), Ok(())));
+        });
+        let delivered = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the delivery returned instead of blocking on the FIFO");
+        let err = delivered.unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

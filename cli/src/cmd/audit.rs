@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use sealops_core::audit::{self, Line, Record, Registry, Seal, TrailFile};
+use sealops_core::audit::{self, Line, Record, Registry, Seal};
 use sealops_core::repo::CONTROLLERS_FILE;
 
 use crate::args::GlobalArgs;
@@ -109,7 +109,11 @@ pub struct FingerprintArgs {
     pub audit_key: PathBuf,
 }
 
-fn trail(global: &GlobalArgs, branch: Option<&str>) -> anyhow::Result<(String, Vec<TrailFile>)> {
+/// The audit branch's name, the repository, and the branch's tree.
+fn trail(
+    global: &GlobalArgs,
+    branch: Option<&str>,
+) -> anyhow::Result<(String, git2::Repository, git2::Oid)> {
     let repo = context::repository(global)?;
     let branch = branch
         .map(str::to_owned)
@@ -125,8 +129,9 @@ fn trail(global: &GlobalArgs, branch: Option<&str>) -> anyhow::Result<(String, V
     .with_context(|| {
         format!("no audit branch {branch:?} here or at origin; `git fetch origin {branch}` first")
     })?;
-    let files = audit::trail_in_tree(&git, &commit.tree()?)?;
-    Ok((branch, files))
+    let tree = commit.tree_id();
+    drop(commit);
+    Ok((branch, git, tree))
 }
 
 pub fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<Outcome> {
@@ -188,10 +193,17 @@ fn trusted_registry(
         problems: Vec::new(),
     };
     match commit.tree()?.get_path(std::path::Path::new(CONTROLLERS_FILE)) {
+        Ok(entry) if entry.filemode() != 0o100644 => trusted.problems.push(format!(
+            "{source}: not a regular file (mode {:o}): no audit key is trusted",
+            entry.filemode()
+        )),
         Ok(entry) => match audit::blob_within(&git, entry.id(), MAX_REGISTRY_BYTES)? {
-            Ok(bytes) => {
-                trusted.registry = Registry::parse(&String::from_utf8_lossy(&bytes), &source)?
-            }
+            // Whoever wrote the commit wrote the file: a broken one is a finding, not an error
+            // of this command.
+            Ok(bytes) => match Registry::parse(&String::from_utf8_lossy(&bytes), &source) {
+                Ok(registry) => trusted.registry = registry,
+                Err(e) => trusted.problems.push(format!("{e}: no audit key is trusted")),
+            },
             Err(size) => trusted.problems.push(format!(
                 "{source}: {size} bytes, over the {MAX_REGISTRY_BYTES}-byte limit: not a registry"
             )),
@@ -240,8 +252,8 @@ fn verify(global: &GlobalArgs, branch: Option<&str>, args: VerifyArgs) -> anyhow
         .iter()
         .map(|from| read_witness(from))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (branch, files) = trail(global, branch)?;
-    let verified = audit::verify_trail(&files, registry, &witnesses);
+    let (branch, git, tree) = trail(global, branch)?;
+    let verified = audit::verify_branch(&git, &git.find_tree(tree)?, registry, &witnesses)?;
     let mut out = String::new();
     for note in &trusted.notes {
         out.push_str(&format!("{note}\n"));
@@ -336,12 +348,13 @@ fn log_records(
     branch: Option<&str>,
     args: LogArgs,
 ) -> anyhow::Result<Outcome> {
-    let (_, mut files) = trail(global, branch)?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let (_, git, tree) = trail(global, branch)?;
+    let tree = git.find_tree(tree)?;
     // Only records of chains that verify are listed: anyone who can push to the branch can
     // add files that look like records.
     let trusted = trusted_registry(global, args.registry.as_ref(), "HEAD", None, None)?;
-    let verified = audit::verify_trail(&files, &trusted.registry, &[]);
+    let verified = audit::verify_branch(&git, &tree, &trusted.registry, &[])?;
+    let mut files = audit::trail_entries(&git, &tree)?;
     let listed: Vec<String> = verified
         .chains
         .iter()
@@ -358,6 +371,12 @@ fn log_records(
         );
     }
     files.retain(|f| listed.iter().any(|d| f.path.starts_with(d)));
+    let mut texts = Vec::new();
+    for file in files.iter().filter(|f| f.path.ends_with(".jsonl")) {
+        texts.push(
+            audit::read_batch(&git, file).map_err(|why| anyhow::anyhow!("{}: {why}", file.path))?,
+        );
+    }
     let since = args
         .since
         .as_deref()
@@ -380,8 +399,8 @@ fn log_records(
         .transpose()
         .context("--path is not a glob")?;
     let mut records: Vec<Record> = Vec::new();
-    for file in files.iter().filter(|f| f.path.ends_with(".jsonl")) {
-        for line in file.text.lines() {
+    for text in &texts {
+        for line in text.lines() {
             if let Ok(Line::Record(record)) = serde_json::from_str::<Line>(line) {
                 records.push(*record);
             }

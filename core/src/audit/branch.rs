@@ -16,8 +16,9 @@ pub const MAX_BATCH_FILE_BYTES: u64 = 64 << 20;
 pub const BATCH_FILE_BYTES: usize = 16 << 20;
 /// Largest `key.pub` or `head.json` read from a branch (each is one line of well under 1 KiB).
 pub const MAX_SMALL_FILE_BYTES: u64 = 64 << 10;
-/// Most bytes of trail `trail_in_tree` reads in all: beyond this it stops with an error rather
-/// than running the machine out of memory.
+/// Most bytes of batch files [`trail_in_tree`] reads in all; the rest come back defective
+/// ("not read") rather than running the machine out of memory. [`verify_branch`] reads one
+/// batch file at a time and needs no such budget.
 pub const MAX_TRAIL_BYTES: u64 = 4 << 30;
 
 /// Reading a trail from a branch failed.
@@ -25,11 +26,6 @@ pub const MAX_TRAIL_BYTES: u64 = 4 << 30;
 pub enum TrailReadError {
     #[error("reading the audit branch: {0}")]
     Git(#[from] git2::Error),
-    #[error(
-        "the audit branch holds more than {} GiB of trail files; `audit verify` and `audit log` read it whole, so they stop here rather than exhaust memory",
-        MAX_TRAIL_BYTES >> 30
-    )]
-    TooLarge,
 }
 
 /// The content of blob `id` if it is at most `limit` bytes; its size otherwise. The size is
@@ -47,7 +43,7 @@ pub fn blob_within(
 }
 
 /// The size limit of a trail file at `path`: small for `key.pub` and `head.json`, larger for
-/// batch files, and nothing read of a file outside the layout (only its path is reported).
+/// batch files; `None` outside the layout, where nothing is read (only the path is reported).
 fn read_limit(path: &str) -> Option<u64> {
     match TrailPath::parse(path)? {
         TrailPath::Key { .. } | TrailPath::Head { .. } => Some(MAX_SMALL_FILE_BYTES),
@@ -55,26 +51,18 @@ fn read_limit(path: &str) -> Option<u64> {
     }
 }
 
-/// Every entry under `audit/` in `tree`, sorted by path. Entries that cannot be trail files
-/// (a name that is not UTF-8, a symbolic link, an executable, a submodule, a file over its
-/// size limit) come back [`TrailFile::defective`], so the verifier names them instead of
-/// failing or skipping them. Files outside the layout are not read.
-pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile>, TrailReadError> {
+/// Every entry of the audit branch's `tree`, sorted by path, with `key.pub` and `head.json`
+/// read and each batch file left to read on demand ([`TrailFile::blob`], size already checked).
+/// Entries that cannot be trail files come back [`TrailFile::defective`], so the verifier names
+/// them instead of failing or skipping them: a name that is not UTF-8, two entries of one name
+/// in a tree (git fsck refuses those; `git show` reads the first, a verifier might read the
+/// other), a symbolic link, an executable, a submodule, a file over its size limit, anything
+/// beside `audit/` at the root. Iterative: the depth of a tree is the pusher's choice.
+pub fn trail_entries(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile>, TrailReadError> {
     let mut files = Vec::new();
-    let Some(audit) = tree.get_name("audit") else {
-        return Ok(files);
-    };
-    if audit.kind() != Some(git2::ObjectType::Tree) {
-        files.push(TrailFile::defective(
-            "audit",
-            "not a directory: the audit trail lives in audit/trails/",
-        ));
-        return Ok(files);
-    }
-    let mut read: u64 = 0;
-    // Iterative: the depth of a tree on the branch is the pusher's choice.
-    let mut pending = vec![("audit/".to_owned(), audit.id())];
+    let mut pending = vec![(String::new(), tree.id())];
     while let Some((dir, id)) = pending.pop() {
+        let mut seen = std::collections::HashSet::new();
         for entry in repo.find_tree(id)?.iter() {
             let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
                 files.push(TrailFile::defective(
@@ -84,6 +72,20 @@ pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile
                 continue;
             };
             let path = format!("{dir}{name}");
+            if !seen.insert(name.to_owned()) {
+                files.push(TrailFile::defective(
+                    path,
+                    "a second entry of the same name in one tree (git fsck refuses it): tools disagree on which is read, so a forged copy can hide behind it",
+                ));
+                continue;
+            }
+            if dir.is_empty() && name != "audit" {
+                files.push(TrailFile::defective(
+                    path,
+                    "not part of the audit layout: the audit branch holds audit/ alone",
+                ));
+                continue;
+            }
             match (entry.kind(), entry.filemode()) {
                 (Some(git2::ObjectType::Tree), _) => pending.push((format!("{path}/"), entry.id())),
                 (Some(git2::ObjectType::Blob), 0o100644) => {
@@ -91,23 +93,22 @@ pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile
                         files.push(TrailFile::new(path, ""));
                         continue;
                     };
-                    match blob_within(repo, entry.id(), limit)? {
-                        Ok(content) => {
-                            read += content.len() as u64;
-                            if read > MAX_TRAIL_BYTES {
-                                return Err(TrailReadError::TooLarge);
-                            }
-                            files.push(TrailFile::new(
-                                path,
-                                String::from_utf8_lossy(&content).into_owned(),
-                            ));
-                        }
-                        Err(size) => files.push(TrailFile::defective(
+                    let (size, _) = repo.odb()?.read_header(entry.id())?;
+                    if size as u64 > limit {
+                        files.push(TrailFile::defective(
                             path,
                             format!(
                                 "{size} bytes, over the {limit}-byte limit of such a file: not written by a controller"
                             ),
-                        )),
+                        ));
+                    } else if limit == MAX_SMALL_FILE_BYTES {
+                        let blob = repo.find_blob(entry.id())?;
+                        files.push(TrailFile::new(
+                            path,
+                            String::from_utf8_lossy(blob.content()).into_owned(),
+                        ));
+                    } else {
+                        files.push(TrailFile::unread(path, entry.id()));
                     }
                 }
                 (Some(git2::ObjectType::Blob), 0o120000) => files.push(TrailFile::defective(
@@ -127,6 +128,72 @@ pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// The text of a batch file [`trail_entries`] left unread (bounded by its size check).
+pub fn read_batch(repo: &Repository, file: &TrailFile) -> Result<String, String> {
+    let Some(id) = file.blob else {
+        return Ok(file.text.clone());
+    };
+    match blob_within(repo, id, MAX_BATCH_FILE_BYTES) {
+        Ok(Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(Err(size)) => Err(format!(
+            "{size} bytes, over the {MAX_BATCH_FILE_BYTES}-byte limit of a batch file"
+        )),
+        Err(e) => Err(format!("cannot be read: {}", e.message())),
+    }
+}
+
+/// Every entry of the audit branch's `tree` with every batch file read, up to
+/// [`MAX_TRAIL_BYTES`] in all (the rest come back defective, "not read"). For tools that want
+/// the text; verifying is [`verify_branch`], which reads one batch file at a time.
+pub fn trail_in_tree(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<TrailFile>, TrailReadError> {
+    let mut files = trail_entries(repo, tree)?;
+    let mut read: u64 = 0;
+    for file in &mut files {
+        if file.blob.is_none() {
+            continue;
+        }
+        let size = file
+            .blob
+            .map(|id| repo.odb().and_then(|odb| odb.read_header(id)))
+            .transpose()?
+            .map_or(0, |(size, _)| size as u64);
+        read += size;
+        *file = if read > MAX_TRAIL_BYTES {
+            TrailFile::defective(
+                file.path.clone(),
+                format!(
+                    "not read: the trail's files exceed {} GiB in all",
+                    MAX_TRAIL_BYTES >> 30
+                ),
+            )
+        } else {
+            match read_batch(repo, file) {
+                Ok(text) => TrailFile::new(file.path.clone(), text),
+                Err(why) => TrailFile::defective(file.path.clone(), why),
+            }
+        };
+    }
+    Ok(files)
+}
+
+/// Verifies the audit branch's `tree`: [`verify_trail`] over [`trail_entries`], reading each
+/// batch file only when its chain's check reaches it, so memory holds one batch file at a time
+/// and nothing of a chain under an unregistered key is read beyond its key.
+pub fn verify_branch(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    registry: &super::registry::Registry,
+    witnesses: &[super::verify::Witness],
+) -> Result<super::verify::Verified, TrailReadError> {
+    let files = trail_entries(repo, tree)?;
+    Ok(super::verify::verify_trail_with(
+        &files,
+        registry,
+        witnesses,
+        &|file| read_batch(repo, file).map(std::borrow::Cow::Owned),
+    ))
 }
 
 /// The tree of `controller`'s chain under `public_key` in `tree`, if there is one.
@@ -380,6 +447,21 @@ mod tests {
                 log,
             }
         }
+
+        /// A chain whose branch holds one batch of one record.
+        fn with_one_batch() -> (Self, Appended) {
+            let mut chain = Self::new();
+            let batch = vec![
+                chain
+                    .log
+                    .record(RecordDraft::new(Event::KeyLoaded, Outcome::Ok)),
+                chain.log.seal().expect("seal"),
+            ];
+            let appended = append_commit(&chain.repo, None, "c1", &chain.public, None, &batch)
+                .expect("commits")
+                .expect("something new");
+            (chain, appended)
+        }
     }
 
     #[test]
@@ -466,20 +548,16 @@ mod tests {
     #[test]
     fn entries_no_controller_writes_are_named_and_never_inflated() {
         use std::os::unix::ffi::OsStrExt as _;
-        let Chain {
-            _dir,
-            repo,
-            public,
-            registry,
-            mut log,
-        } = Chain::new();
-        let batch = vec![
-            log.record(RecordDraft::new(Event::KeyLoaded, Outcome::Ok)),
-            log.seal().expect("seal"),
-        ];
-        let first = append_commit(&repo, None, "c1", &public, None, &batch)
-            .expect("commits")
-            .expect("something new");
+        let (
+            Chain {
+                _dir,
+                repo,
+                public: _,
+                registry,
+                log: _,
+            },
+            first,
+        ) = Chain::with_one_batch();
         let tree = repo
             .find_commit(first.commit)
             .and_then(|c| c.tree())
@@ -590,5 +668,133 @@ mod tests {
         let verified = verify_trail(&files, &registry, &[]);
         assert!(verified.is_intact(), "{:?}", verified.problems);
         assert_eq!(verified.records_of("c1"), appended.last_seq);
+    }
+
+    /// Found by a red team: a root with two `audit` entries (a forged copy first, which
+    /// `git show` reads) passed verify, which read the genuine one; files beside `audit/` were
+    /// never named.
+    #[test]
+    fn two_entries_of_one_name_and_files_beside_audit_are_named() {
+        let (
+            Chain {
+                _dir,
+                repo,
+                public: _,
+                registry,
+                log: _,
+            },
+            genuine,
+        ) = Chain::with_one_batch();
+        let audit = repo
+            .find_commit(genuine.commit)
+            .and_then(|c| c.tree())
+            .expect("tree")
+            .get_name("audit")
+            .expect("audit")
+            .id();
+        let forged = repo
+            .treebuilder(None)
+            .expect("builder")
+            .write()
+            .expect("tree");
+        let readme = repo.blob(b"hello").expect("blob");
+        // A raw tree: git2's builders refuse duplicate names, a pusher's tools need not.
+        let mut raw = Vec::new();
+        for (mode, name, id) in [
+            ("100644", "README", readme),
+            ("40000", "audit", forged),
+            ("40000", "audit", audit),
+        ] {
+            raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            raw.extend_from_slice(id.as_bytes());
+        }
+        let root = repo
+            .odb()
+            .and_then(|odb| odb.write(git2::ObjectType::Tree, &raw))
+            .expect("raw tree");
+        let files = trail_entries(&repo, &repo.find_tree(root).expect("tree")).expect("reads");
+        let verified = verify_trail(&files, &registry, &[]);
+        let said: Vec<String> = verified.problems.iter().map(ToString::to_string).collect();
+        assert!(
+            said.iter()
+                .any(|p| p.starts_with("audit:") && p.contains("second entry of the same name")),
+            "{said:#?}"
+        );
+        assert!(
+            said.iter()
+                .any(|p| p.starts_with("README:") && p.contains("audit/ alone")),
+            "{said:#?}"
+        );
+        assert!(!verified.is_intact());
+    }
+
+    /// Found by a red team: 70 references to one 60 MiB blob as batch files of an invented
+    /// controller made verify read 4.3 GB before giving up. Nothing of a chain under an
+    /// unregistered key is read beyond its key, and a registered chain's batches are read one
+    /// at a time as the check reaches them.
+    #[test]
+    fn batches_of_an_unregistered_chain_are_never_read() {
+        let (
+            Chain {
+                _dir,
+                repo,
+                public: _,
+                registry,
+                log: _,
+            },
+            genuine,
+        ) = Chain::with_one_batch();
+        let tree = repo
+            .find_commit(genuine.commit)
+            .and_then(|c| c.tree())
+            .expect("tree");
+        let mallory = AuditKeys::parse(&"cd".repeat(64))
+            .expect("keys")
+            .public_key();
+        let dir = chain_dir("mallory", &mallory);
+        let big = repo.blob(&vec![b'x'; 1 << 20]).expect("blob");
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        update.upsert(
+            format!("{dir}/{KEY_FILE}"),
+            repo.blob(format!("{mallory}\n").as_bytes()).expect("blob"),
+            git2::FileMode::Blob,
+        );
+        for n in 1..=70 {
+            update.upsert(
+                format!("{dir}/{}", batch_file("2026-12-05T00:00:00Z", n)),
+                big,
+                git2::FileMode::Blob,
+            );
+        }
+        let tree = repo
+            .find_tree(update.create_updated(&repo, &tree).expect("tree"))
+            .expect("tree");
+        let files = trail_entries(&repo, &tree).expect("reads");
+        assert!(
+            files.iter().all(|f| f.text.len() < 1024),
+            "nothing big read"
+        );
+        let reads = std::cell::RefCell::new(Vec::new());
+        let verified = super::super::verify::verify_trail_with(&files, &registry, &[], &|file| {
+            reads.borrow_mut().push(file.path.clone());
+            read_batch(&repo, file).map(std::borrow::Cow::Owned)
+        });
+        assert_eq!(verified.records_of("c1"), 1, "{:?}", verified.problems);
+        assert!(
+            verified
+                .problems
+                .iter()
+                .any(|p| p.controller == "mallory" && p.message.contains("not registered")),
+            "{:?}",
+            verified.problems
+        );
+        let reads = reads.into_inner();
+        assert!(
+            reads.iter().all(|path| !path.contains("mallory")),
+            "{reads:?}"
+        );
+        assert_eq!(reads.len(), 1, "c1's one batch: {reads:?}");
+        let whole = verify_branch(&repo, &tree, &registry, &[]).expect("verifies");
+        assert_eq!(whole.problems, verified.problems);
     }
 }

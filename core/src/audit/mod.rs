@@ -23,7 +23,8 @@ mod verify;
 
 pub use branch::{
     Appended, MAX_BATCH_FILE_BYTES, MAX_SMALL_FILE_BYTES, TrailReadError, append_commit,
-    blob_within, chain_tree_in, other_chains_in, trail_in_tree,
+    blob_within, chain_tree_in, other_chains_in, read_batch, trail_entries, trail_in_tree,
+    verify_branch,
 };
 pub use journal::{Journal, JournalError};
 pub use record::{
@@ -31,4 +32,6 @@ pub use record::{
     SealBody, decode_public_key, encode_public_key, line_hash,
 };
 pub use registry::{KeyStanding, Registry};
-pub use verify::{ChainReport, Problem, TrailFile, Verified, Witness, verify_trail};
+pub use verify::{
+    ChainReport, LoadBatch, Problem, TrailFile, Verified, Witness, verify_trail, verify_trail_with,
+};

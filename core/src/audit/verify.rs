@@ -23,6 +23,8 @@ pub struct TrailFile {
     /// Why the entry was not read as a trail file (a name that is not UTF-8, a symbolic link,
     /// a submodule, a file over its size limit): reported as a problem, `text` left empty.
     pub defect: Option<String>,
+    /// A batch file not read yet: its blob, read when a check reaches it (`text` empty).
+    pub blob: Option<git2::Oid>,
 }
 
 impl TrailFile {
@@ -32,6 +34,17 @@ impl TrailFile {
             path: path.into(),
             text: text.into(),
             defect: None,
+            blob: None,
+        }
+    }
+
+    /// A batch file to read on demand from its blob.
+    pub fn unread(path: impl Into<String>, blob: git2::Oid) -> Self {
+        Self {
+            path: path.into(),
+            text: String::new(),
+            defect: None,
+            blob: Some(blob),
         }
     }
 
@@ -41,6 +54,7 @@ impl TrailFile {
             path: path.into(),
             text: String::new(),
             defect: Some(defect.into()),
+            blob: None,
         }
     }
 }
@@ -113,9 +127,26 @@ struct ChainFiles<'f> {
     batches: Vec<(u64, String, &'f TrailFile)>,
 }
 
-/// Verifies every chain in `files` (the whole `audit/` tree) against `registry`, and that the
-/// branch reaches every seal in `witnesses`.
+/// Reads a batch file's text when a chain's check reaches it.
+pub type LoadBatch<'l> =
+    dyn for<'f> Fn(&'f TrailFile) -> Result<std::borrow::Cow<'f, str>, String> + 'l;
+
+/// Verifies every chain in `files` (the whole `audit/` tree, every file read) against
+/// `registry`, and that the branch reaches every seal in `witnesses`.
 pub fn verify_trail(files: &[TrailFile], registry: &Registry, witnesses: &[Witness]) -> Verified {
+    verify_trail_with(files, registry, witnesses, &|file| {
+        Ok(std::borrow::Cow::Borrowed(file.text.as_str()))
+    })
+}
+
+/// [`verify_trail`] with batch files read by `load` as each chain's check reaches them
+/// ([`super::verify_branch`] reads them from git, one at a time).
+pub fn verify_trail_with(
+    files: &[TrailFile],
+    registry: &Registry,
+    witnesses: &[Witness],
+    load: &LoadBatch<'_>,
+) -> Verified {
     let mut verified = Verified::default();
     let mut chains: BTreeMap<(&str, &str), ChainFiles<'_>> = BTreeMap::new();
     for file in files {
@@ -159,7 +190,7 @@ pub fn verify_trail(files: &[TrailFile], registry: &Registry, witnesses: &[Witne
         chain
             .batches
             .sort_by(|a, b| a.0.cmp(&b.0).then(a.2.path.cmp(&b.2.path)));
-        match verify_chain(controller, key_id, &chain, registry) {
+        match verify_chain(controller, key_id, &chain, registry, load) {
             Ok(report) => verified.chains.push(report),
             Err(problem) => verified.problems.push(problem),
         }
@@ -242,6 +273,7 @@ fn verify_chain(
     dir_key_id: &str,
     chain: &ChainFiles<'_>,
     registry: &Registry,
+    load: &LoadBatch<'_>,
 ) -> Result<ChainReport, Problem> {
     let dir = format!("{}/{controller}/{dir_key_id}", super::layout::TRAILS_DIR);
     let problem = |file: &str, line: Option<usize>, message: String| Problem {
@@ -300,15 +332,16 @@ fn verify_chain(
     let mut last_seal: Option<(Seal, String)> = None;
     let mut seals = BTreeMap::new();
     for (first_seq, day, file) in &chain.batches {
+        let text = load(file).map_err(|why| problem(&file.path, None, why))?;
         // Byte for byte as a controller writes them: `\n` line ends and a final newline.
-        if file.text.contains('\r') || !file.text.ends_with('\n') {
+        if text.contains('\r') || !text.ends_with('\n') {
             return Err(problem(
                 &file.path,
                 None,
                 "rewritten: a controller ends every line with \\n alone, including the last".into(),
             ));
         }
-        let mut lines = file.text.lines().enumerate().peekable();
+        let mut lines = text.lines().enumerate().peekable();
         match lines.peek().map(|(_, l)| serde_json::from_str::<Line>(l)) {
             Some(Ok(Line::Record(record))) => {
                 if record.seq != *first_seq || !record.time.starts_with(day.as_str()) {
