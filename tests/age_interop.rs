@@ -1,10 +1,8 @@
 //! Interop with the real `age` CLI: sealops envelopes are age files, and keys work both ways.
 
-mod common;
-
 use std::process::Command;
 
-use common::{World, require_tool};
+use crate::common::{World, require_tool};
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().expect("runs");

@@ -1,9 +1,7 @@
 //! `sealops approve` and `sealops approvals status` on a real repository with real SSH keys
 //! and `git commit -S`; counted as `sealops check` counts them.
 
-mod common;
-
-use common::{SshSigner, World, commit_signed, git, ssh_keygen};
+use crate::common::{SshSigner, World, commit_signed, git, ssh_keygen};
 
 const ADMIN: &str = "path \"sys/*\" {\n  capabilities = [\"read\", \"update\", \"sudo\"]\n}\n";
 

@@ -3,12 +3,12 @@
 //! witness where the attack is a clean cut) and by the running controller, which puts back what
 //! the branch lost; and a controller whose state was lost continues under a new, registered key.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::controller::{Fleet, kit};
-use common::{commit_signed, git};
+use crate::common::controller::{Fleet, kit};
+use crate::common::{commit_signed, git};
 use sealops_core::audit::{AuditKeys, AuditLog, Event, Outcome, RecordDraft, append_commit};
 
 fn once(fleet: &Fleet) -> serde_json::Value {

@@ -1,8 +1,6 @@
 //! `sealops audit verify|log|fingerprint` on a real audit branch in a real repository.
 
-mod common;
-
-use common::{World, git};
+use crate::common::{World, git};
 use sealops_core::audit::{AuditKeys, AuditLog, Event, Outcome, RecordDraft, append_commit};
 
 const KEY_HEX: &str = "4242424242424242424242424242424242424242424242424242424242424242\

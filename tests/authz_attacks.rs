@@ -8,13 +8,13 @@
 //! secret, the status document refuses the attacking commit) and make `sealops check --base
 //! <protected main before the attack>` exit 1 naming the problem.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::controller::kit;
-use common::controller::{Fleet, PASSWORD};
-use common::{SshSigner, World, commit_signed, git, git_with_env, ssh_keygen};
+use crate::common::controller::kit;
+use crate::common::controller::{Fleet, PASSWORD};
+use crate::common::{SshSigner, World, commit_signed, git, git_with_env, ssh_keygen};
 
 /// The Fleet's policy with every capability, incl. sudo on `sys/*`.
 const ADMIN_POLICY_NAME: &str = "admin";

@@ -2,9 +2,7 @@
 //! (SSH keys from `ssh-keygen`), judged by the real binary. The plan is compared with golden
 //! text; a plaintext committed and removed again inside the range is still caught.
 
-mod common;
-
-use common::{SshSigner as Signer, World, commit_signed, git, ssh_keygen as keygen};
+use crate::common::{SshSigner as Signer, World, commit_signed, git, ssh_keygen as keygen};
 use sealops_core::signing::approval::{ApprovalStatement, ApprovedContent};
 use sealops_core::signing::sshsig::SigningKey;
 

@@ -1,8 +1,6 @@
 //! Golden tests of every `sealops` command's happy path and main errors, on the real binary.
 
-mod common;
-
-use common::World;
+use crate::common::World;
 use predicates::prelude::*;
 
 #[test]

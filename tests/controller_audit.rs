@@ -2,12 +2,12 @@
 //! records of what they did to the audit branch; `sealops audit verify` checks them, and
 //! catches tampering.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::controller::{Fleet, PASSWORD, PAYMENTS_TARGET, kit};
-use common::git;
+use crate::common::controller::{Fleet, PASSWORD, PAYMENTS_TARGET, kit};
+use crate::common::git;
 
 /// `sealops audit log -o json` of the fleet's repository: one JSON record per line.
 fn records(fleet: &Fleet) -> Vec<serde_json::Value> {

@@ -11,14 +11,12 @@
 //! number of outputs is what keeps 100 trials (a killed run and a full restart each) within a
 //! few minutes on 2 cores.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::controller::Fleet;
+use crate::common::controller::Fleet;
 
 const TARGETS: usize = 4;
 const OUTPUTS_PER_TARGET: usize = 25;

@@ -3,23 +3,20 @@
 //! expired and revoked ones stop logging in; a restart revokes what expired meanwhile; a
 //! database that is down while a lease is revoked is retried until it is back.
 
-mod common;
-#[path = "common/credentials.rs"]
-mod credentials;
-#[path = "../controller/tests/dbs_support/mod.rs"]
-mod dbs_support;
+use crate::common;
+use crate::dbs_support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use credentials::{
+use crate::credentials::{
     Creds, mariadb_login, mariadb_users, postgres_login, postgres_users, read_creds, redis_login,
     wait, wait_status,
 };
 
-use common::controller::Fleet;
-use common::controller::kit::{self, Running};
-use dbs_support::{PG_DATABASE, unique};
+use crate::common::controller::Fleet;
+use crate::common::controller::kit::{self, Running};
+use crate::dbs_support::{PG_DATABASE, unique};
 
 fn pg_role_exists(name: &str) -> bool {
     let escaped = name.replace('\'', "''");

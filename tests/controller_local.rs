@@ -1,8 +1,8 @@
 //! The controller on a local repository, end to end with the real binaries.
 
-mod common;
+use crate::common;
 
-use common::controller::{Fleet, PASSWORD};
+use crate::common::controller::{Fleet, PASSWORD};
 
 #[test]
 fn a_signed_commit_is_materialised_with_content_and_mode() {
@@ -30,8 +30,8 @@ fn a_signed_commit_is_materialised_with_content_and_mode() {
     assert!(!status.to_string().contains(PASSWORD));
 }
 
-use common::controller::PAYMENTS_TARGET;
-use common::controller::kit::{self, Running};
+use crate::common::controller::PAYMENTS_TARGET;
+use crate::common::controller::kit::{self, Running};
 
 /// What a reconcile must never reveal: the secret values a test put in the repository.
 fn assert_no_values(what: &str, text: &str, values: &[&str]) {

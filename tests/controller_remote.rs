@@ -2,10 +2,10 @@
 //! of the Fleet's repository served by the real `git daemon` (git://) or read over file://, pushes
 //! by path, and the controller's HTTP endpoints (status, metrics, webhook) on a free port.
 
-mod common;
+use crate::common;
 
-use common::controller::remote::free_port;
-use common::controller::{Fleet, PASSWORD};
+use crate::common::controller::remote::free_port;
+use crate::common::controller::{Fleet, PASSWORD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

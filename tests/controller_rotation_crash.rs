@@ -3,22 +3,19 @@
 //! the password in the outputs logs in (no lockout), and every dynamic user the database holds
 //! is a lease the controller knows; at the end, revoking them leaves no user behind.
 
-mod common;
-#[path = "common/credentials.rs"]
-mod credentials;
-#[path = "../controller/tests/dbs_support/mod.rs"]
-mod dbs_support;
+use crate::common;
+use crate::dbs_support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::controller::Fleet;
-use common::controller::kit::{self, Running};
-use credentials::{
+use crate::common::controller::Fleet;
+use crate::common::controller::kit::{self, Running};
+use crate::credentials::{
     Creds, mariadb_login, mariadb_users, postgres_login, postgres_users, read_creds, redis_cli,
     redis_login, redis_users, wait,
 };
-use dbs_support::PG_DATABASE;
+use crate::dbs_support::PG_DATABASE;
 
 /// Trials per database (three databases: 102 in all).
 const TRIALS: usize = 34;

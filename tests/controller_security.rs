@@ -4,12 +4,10 @@
 //! as a whole, a sentinel directory beside the output root stays empty, and no secret value
 //! appears in the log, the status document or the metrics.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::controller::kit;
-use common::controller::{Fleet, PASSWORD, PAYMENTS_TARGET};
+use crate::common::controller::kit;
+use crate::common::controller::{Fleet, PASSWORD, PAYMENTS_TARGET};
 
 /// A second secret's value, for the cases that reach for another app's secret.
 const WEB_TOKEN: &str = "web-Token-4c1d-sentinel";

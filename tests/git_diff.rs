@@ -1,8 +1,6 @@
 //! Minimal diffs on a real git repository: one value, one line.
 
-mod common;
-
-use common::{World, git};
+use crate::common::{World, git};
 
 fn changed_lines(world: &World) -> (Vec<String>, Vec<String>) {
     let diff = git(

@@ -1,9 +1,7 @@
 //! sealops inside git: key-level merges through `git merge`, reviewer diffs through `git diff`,
 //! `git-setup` and the pre-commit check, on real repositories.
 
-mod common;
-
-use common::{World, git, git_with_sealops};
+use crate::common::{World, git, git_with_sealops};
 use predicates::prelude::*;
 
 /// A git repository with sealops set up (drivers configured) and one committed manifest.

@@ -1,6 +1,6 @@
 //! `sealops policy fmt|check|explain|who-can|eval` run as a user runs them.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use predicates::prelude::*;

@@ -1,6 +1,6 @@
 //! Every Vault test vector through the real `sealops policy eval` binary.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -2,9 +2,7 @@
 //! sops tool, `import-sops` and `export-sops` round trips. Fixtures are read in place from
 //! ../shared/fixtures/sops.
 
-mod common;
-
-use common::{World, fixtures, private_key_copy};
+use crate::common::{World, fixtures, private_key_copy};
 use predicates::prelude::*;
 
 const FILES: &[(&str, &str)] = &[

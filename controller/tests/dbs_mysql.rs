@@ -1,11 +1,11 @@
 //! The MySQL/MariaDB driver against the real local MariaDB: issue, login, revoke, static
 //! rotation, injection, and undoing a creation that failed part-way.
 
-mod dbs_support;
+use crate::dbs_support;
 
 use std::time::Duration;
 
-use dbs_support::{hostile_names, hostile_passwords, mariadb, unique};
+use crate::dbs_support::{hostile_names, hostile_passwords, mariadb, unique};
 use sealops_controller::dbs::{Admin, Database, DbError, Driver};
 use sealops_core::backend::Backend;
 use sealops_core::secret::SecretValue;

@@ -1,11 +1,11 @@
 //! The PostgreSQL driver against the real local server, in a database where passwords are
 //! checked (see `dbs_support`): issue, login, revoke, renew, static rotation, injection.
 
-mod dbs_support;
+use crate::dbs_support;
 
 use std::time::Duration;
 
-use dbs_support::{PG_DATABASE, hostile_names, hostile_passwords, psql, unique};
+use crate::dbs_support::{PG_DATABASE, hostile_names, hostile_passwords, psql, unique};
 use sealops_controller::dbs::{Admin, Database, DbError, Driver};
 use sealops_core::backend::Backend;
 use sealops_core::secret::SecretValue;

@@ -1,12 +1,12 @@
 //! The Redis driver against the real local Redis: ACL users issued, logging in, revoked,
 //! rotated, with hostile passwords passed as single arguments.
 
-mod dbs_support;
+use crate::dbs_support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use dbs_support::{hostile_passwords, unique};
+use crate::dbs_support::{hostile_passwords, unique};
 use sealops_controller::dbs::{Admin, Database, DbError, Driver};
 use sealops_core::backend::Backend;
 use sealops_core::secret::SecretValue;

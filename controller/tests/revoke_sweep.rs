@@ -2,14 +2,14 @@
 //! revoked in the database and only then leave the store; a lease whose backend is unknown, or
 //! whose database cannot be reached, stays with its backoff and the reason.
 
-mod dbs_support;
+use crate::dbs_support;
 
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dbs_support::{PG_DATABASE, psql, unique};
+use crate::dbs_support::{PG_DATABASE, psql, unique};
 use sealops_controller::dbs::{Admin, Database, Driver};
 use sealops_controller::leases::{Lease, LeaseState, LeaseStore};
 use sealops_controller::revoke::{self, SweepReport};

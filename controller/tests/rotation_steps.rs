@@ -3,12 +3,12 @@
 //! equal to what the outputs hold, and the old password stops working only once the new one is
 //! recorded.
 
-mod dbs_support;
+use crate::dbs_support;
 
 use std::path::Path;
 use std::process::Command;
 
-use dbs_support::{PG_DATABASE, mariadb, psql, unique};
+use crate::dbs_support::{PG_DATABASE, mariadb, psql, unique};
 use sealops_controller::dbs::{Admin, Database, Driver};
 use sealops_controller::leases::LeaseStore;
 use sealops_controller::rotation::{self, Step};

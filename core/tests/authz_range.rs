@@ -1,10 +1,9 @@
 //! Range authorisation on real repositories: real `ssh-keygen` keys, real `git commit -S`
 //! (`gpg.format ssh`), judged in process; signatures cross-checked with `git verify-commit`.
 
-mod signing_support;
-
 use std::collections::BTreeSet;
 
+use crate::signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen};
 use git2::Oid;
 use sealops_core::authz::{
     ApprovalCount, Bootstrap, Clock, CommitReport, RangeReport, ViolationKind, authorise_range,
@@ -17,7 +16,6 @@ use sealops_core::signing::approval::{
 use sealops_core::signing::commit::CommitRejection;
 use sealops_core::signing::sshsig::{SignatureRejection, SigningKey};
 use sealops_core::signing::{APPROVAL_NAMESPACE, AllowedSigners};
-use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen};
 use tempfile::TempDir;
 
 const ADMIN_POLICY: &str = r#"

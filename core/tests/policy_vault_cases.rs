@@ -3,7 +3,7 @@
 use sealops_core::policy::{Acl, Operation, Policy, Request};
 use serde_json::Value;
 
-mod fixtures;
+use crate::fixtures;
 
 fn fixture() -> Option<Value> {
     let path = fixtures::shared_fixtures()?.join("vault-acl/cases.json");

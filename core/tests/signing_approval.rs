@@ -1,17 +1,15 @@
 //! Approval statements on real repositories with real `ssh-keygen` keys: signing, verification
 //! (also by `ssh-keygen -Y verify`), content binding, and survival of a squash-merge.
 
-mod signing_support;
-
 use std::process::Command;
 
+use crate::signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen};
 use sealops_core::signing::approval::{
     ApprovalError, ApprovalStatement, ApprovedContent, approvals_for, changes_between,
     verify_approval,
 };
 use sealops_core::signing::sshsig::{SignatureRejection, SigningKey};
 use sealops_core::signing::{AllowedSigners, KeyRejection};
-use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen};
 use tempfile::TempDir;
 
 const REPOSITORY_ID: &str = "0123456789abcdef0123456789abcdef";

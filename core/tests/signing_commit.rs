@@ -1,12 +1,10 @@
 //! Commit signature verification on real repositories signed by real `git commit -S`, each
 //! verdict compared with `git verify-commit`'s.
 
-mod signing_support;
-
+use crate::signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen, keygen_typed};
 use sealops_core::signing::KeyRejection;
 use sealops_core::signing::commit::{CommitRejection, CommitVerdict, verify_commit, verify_range};
 use sealops_core::signing::sshsig::{SignatureRejection, SigningKey};
-use signing_support::{T_2024, T_2031, TestKey, TestRepo, keygen, keygen_typed};
 use tempfile::TempDir;
 
 struct Setup {

@@ -1,14 +1,12 @@
 //! The in-process verifier against OpenSSH itself: for each allowed_signers line, principal,
 //! namespace and time, `ssh-keygen -Y verify` and `verify_as_principal` give the same verdict.
 
-mod signing_support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::signing_support::keygen;
 use sealops_core::signing::AllowedSigners;
 use sealops_core::signing::sshsig::{SigningKey, verify_as_principal};
-use signing_support::keygen;
 
 const MESSAGE: &[u8] = b"the signed message\n";
 

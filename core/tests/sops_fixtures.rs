@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use sealops_core::keys::IdentitySet;
 use sealops_core::sops::{self, Document, MacCheck, SopsErrorKind, SopsFormat};
 
-mod fixtures;
+use crate::fixtures;
 
 fn fixtures() -> Option<PathBuf> {
     fixtures::shared_fixtures().map(|dir| dir.join("sops"))
