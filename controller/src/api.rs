@@ -30,13 +30,13 @@ use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use rand::RngCore as _;
 use sealops_core::controller_config::ApiSettings;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use crate::leases::{Lease, LeaseState, LeaseStore};
+use crate::leases::{Lease, LeaseStore};
 
 /// How long a request waits for the lease task's answer before it gets 504.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,8 +44,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest request body; the API's bodies are one short JSON object.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The file in the state directory that tells the CLI where the API is: [`Endpoint`].
-pub const ENDPOINT_FILE: &str = "api.json";
+pub use sealops_core::lease_api::{ENDPOINT_FILE, Endpoint, LeaseView};
+use sealops_core::lease_api::{
+    ErrorBody, LEASES_PATH, LeaseList, RENEW_PATH, REVOKE_PATH, ROTATE_PATH, Renewed, Revoked,
+    RotateRequest, Rotated, SelectRequest,
+};
 
 /// Tokens shorter than this are refused: the token is all that stands between a local user and
 /// the credentials.
@@ -169,54 +172,23 @@ fn bearer(value: &str) -> Option<&str> {
         .then(|| credentials.trim())
 }
 
-/// A lease as the API shows it: everything but the sealed password. Fields are listed one by
-/// one so that a field added to [`Lease`] is not shown until someone decides it may be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseView {
-    pub id: String,
-    pub backend: String,
-    pub role: String,
-    pub username: String,
-    pub target: String,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub max_expires_at: i64,
-    pub state: LeaseState,
-    pub revoke_after: i64,
-    pub revoke_attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(default)]
-    pub replace: bool,
-}
-
-impl From<&Lease> for LeaseView {
-    fn from(lease: &Lease) -> Self {
-        Self {
-            id: lease.id.clone(),
-            backend: lease.backend.clone(),
-            role: lease.role.clone(),
-            username: lease.username.clone(),
-            target: lease.target.clone(),
-            issued_at: lease.issued_at,
-            expires_at: lease.expires_at,
-            max_expires_at: lease.max_expires_at,
-            state: lease.state,
-            revoke_after: lease.revoke_after,
-            revoke_attempts: lease.revoke_attempts,
-            last_error: lease.last_error.clone(),
-            replace: lease.replace,
-        }
+/// What the API shows of a stored lease (never its sealed password).
+fn view(lease: &Lease) -> LeaseView {
+    LeaseView {
+        id: lease.id.clone(),
+        backend: lease.backend.clone(),
+        role: lease.role.clone(),
+        username: lease.username.clone(),
+        target: lease.target.clone(),
+        issued_at: lease.issued_at,
+        expires_at: lease.expires_at,
+        max_expires_at: lease.max_expires_at,
+        state: lease.state,
+        revoke_after: lease.revoke_after,
+        revoke_attempts: lease.revoke_attempts,
+        last_error: lease.last_error.clone(),
+        replace: lease.replace,
     }
-}
-
-/// `<state_dir>/api.json`: where the CLI finds the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Endpoint {
-    /// `http://127.0.0.1:PORT` (or `http://[::1]:PORT`).
-    pub url: String,
-    /// The token's file (absolute).
-    pub token_file: PathBuf,
 }
 
 /// Why the API could not be set up.
@@ -362,10 +334,10 @@ pub async fn bind(
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
     Router::new()
-        .route("/v1/leases", get(list))
-        .route("/v1/leases/renew", post(renew))
-        .route("/v1/leases/revoke", post(revoke))
-        .route("/v1/rotate", post(rotate))
+        .route(LEASES_PATH, get(list))
+        .route(RENEW_PATH, post(renew))
+        .route(REVOKE_PATH, post(revoke))
+        .route(ROTATE_PATH, post(rotate))
         // On every route and the fallback: a stranger learns nothing, not even which paths exist.
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -405,7 +377,9 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         (
             self.status,
-            axum::Json(serde_json::json!({ "error": self.message })),
+            axum::Json(ErrorBody {
+                error: self.message,
+            }),
         )
             .into_response()
     }
@@ -465,8 +439,8 @@ async fn list(
         Some(prefix) => prefix.to_owned(),
     };
     let leases = read_leases(&state, prefix).await?;
-    let views: Vec<LeaseView> = leases.iter().map(LeaseView::from).collect();
-    Ok(axum::Json(serde_json::json!({ "leases": views })).into_response())
+    let views: Vec<LeaseView> = leases.iter().map(view).collect();
+    Ok(axum::Json(LeaseList { leases: views }).into_response())
 }
 
 /// The store is read on the blocking pool: redb does file I/O.
@@ -483,13 +457,6 @@ async fn read_leases(state: &ApiState, prefix: String) -> Result<Vec<Lease>, Fai
         .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SelectorBody {
-    id: Option<String>,
-    prefix: Option<String>,
-}
-
 const SELECTOR_SHAPE: &str =
     "send {\"id\": \"<backend>/creds/<role>/<username>\"} or {\"prefix\": \"<backend>/…\"}";
 
@@ -504,7 +471,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Resul
 
 /// The selector of a renew or revoke body; an id must name a lease the store holds.
 async fn selector(state: &ApiState, body: &[u8]) -> Result<Selector, Failure> {
-    let body: SelectorBody = parse_body(body, SELECTOR_SHAPE)?;
+    let body: SelectRequest = parse_body(body, SELECTOR_SHAPE)?;
     match (body.id, body.prefix) {
         (Some(_), Some(_)) | (None, None) => Err(fail(
             StatusCode::BAD_REQUEST,
@@ -586,8 +553,8 @@ async fn renew(
         reply,
     })
     .await?;
-    let views: Vec<LeaseView> = renewed.iter().map(LeaseView::from).collect();
-    Ok(axum::Json(serde_json::json!({ "renewed": views })).into_response())
+    let views: Vec<LeaseView> = renewed.iter().map(view).collect();
+    Ok(axum::Json(Renewed { renewed: views }).into_response())
 }
 
 async fn revoke(
@@ -602,13 +569,7 @@ async fn revoke(
         reply,
     })
     .await?;
-    Ok(axum::Json(serde_json::json!({ "revoked": revoked })).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RotateBody {
-    path: String,
+    Ok(axum::Json(Revoked { revoked }).into_response())
 }
 
 async fn rotate(
@@ -616,7 +577,7 @@ async fn rotate(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    let RotateBody { path } = parse_body(
+    let RotateRequest { path } = parse_body(
         &body,
         "send {\"path\": \"<backend>/static-creds/<role>\"} or {\"path\": \"<backend>/rotate-root\"}",
     )?;
@@ -628,7 +589,7 @@ async fn rotate(
         reply,
     })
     .await?;
-    Ok(axum::Json(serde_json::json!({ "rotated": path })).into_response())
+    Ok(axum::Json(Rotated { rotated: path }).into_response())
 }
 
 #[cfg(test)]

@@ -318,9 +318,7 @@ impl Audit {
         if found.is_empty() {
             return;
         }
-        let at = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let at = sealops_core::clock::now_rfc3339();
         for finding in &found {
             tracing::error!(finding = %finding, "the audit branch was tampered with");
         }
@@ -355,7 +353,8 @@ impl Audit {
         let anchor = lines.first().filter(|l| !is_record(l)).cloned();
         let branch = self.branch();
         let publisher = Publisher::new(source, &branch)?;
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
         let mut last_problem = String::new();
         for attempt in 1..=PUSH_ATTEMPTS {
             let (repo, tip) = publisher.tip()?;
@@ -413,9 +412,7 @@ impl Audit {
                 }
                 Published::Rejected(why) => {
                     last_problem = why;
-                    let jitter = backoff.mul_f64(rand::random::<f64>());
-                    std::thread::sleep(backoff + jitter);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    std::thread::sleep(backoff.next_wait_with_jitter());
                 }
             }
         }

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 use sealops_core::backend::{Backend, DynamicRole, RotationTarget, StaticRole};
@@ -52,12 +52,7 @@ impl std::fmt::Debug for Connected {
     }
 }
 
-/// Seconds since the epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub use sealops_core::clock::unix_now;
 
 fn at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)

@@ -29,17 +29,7 @@ pub const ISSUING_TIMEOUT: i64 = 120;
 /// The longest wait between two attempts to revoke.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
-/// Whether a lease's credentials are in use or on their way out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LeaseState {
-    /// Recorded, and the database may be creating the user: never handed to an output. One
-    /// left over from a crash is revoked once [`ISSUING_TIMEOUT`] has passed.
-    Issuing,
-    Active,
-    /// Replaced or expired: to be revoked (after `revoke_after`).
-    Revoking,
-}
+pub use sealops_core::lease_api::LeaseState;
 
 /// One issued credential. Its password is kept only sealed (age) to the controller's own
 /// identity, so a resync can render the outputs again without issuing new credentials.
@@ -163,7 +153,7 @@ impl Lease {
 /// How long to wait before the next attempt after `attempts` failed revocations: 1 s, 2 s,
 /// 4 s, … up to 10 minutes.
 pub fn revocation_backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.min(20)).min(MAX_BACKOFF)
+    crate::backoff::Backoff::after(Duration::from_secs(1), MAX_BACKOFF, attempts)
 }
 
 /// The store cannot be read or written.

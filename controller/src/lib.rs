@@ -18,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod audit_guard;
 pub mod audit_sink;
+pub mod backoff;
 pub mod check;
 pub mod creds;
 pub mod dbs;

@@ -511,9 +511,7 @@ impl Controller {
         // newest commit read the same trees.
         let trees = sealops_core::gittree::Trees::new(&repo);
         let seen_before = self.first_seen.clone();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = sealops_core::clock::unix_now();
         let selection = desired::select(
             &trees,
             &self.trust,
@@ -671,7 +669,7 @@ impl Controller {
         metrics.last_applied_commit_time.set(plan.commit_time);
         metrics
             .last_applied_time
-            .set(time::OffsetDateTime::now_utc().unix_timestamp());
+            .set(sealops_core::clock::unix_now());
         tracing::info!(
             commit = %commit,
             written = applied.written,
@@ -754,11 +752,7 @@ fn applied_audit_branch(source: &Source, commit: &str) -> Option<String> {
     (branch != source.branch()).then_some(branch)
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formats")
-}
+use sealops_core::clock::now_rfc3339;
 
 /// The audit record of a refusal: a decision about the repository's content (not a failure
 /// of this machine, such as a fetch or the journal itself).
@@ -937,7 +931,7 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     let mut next_resync = Instant::now() + resync;
     let mut full = true;
     let mut fetch_now = true;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), interval);
     loop {
         if fetch_now && controller.source().is_remote() {
             controller.fetch().await;
@@ -957,11 +951,9 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
             next_resync = Instant::now() + resync;
         }
         let wait = if outcome == Outcome::Failed {
-            let wait = backoff.min(interval);
-            backoff = (backoff * 2).min(interval);
-            wait
+            backoff.next_wait()
         } else {
-            backoff = Duration::from_secs(1);
+            backoff.reset();
             interval + jitter.mul_f64(rand::random::<f64>())
         };
         let poll_at = tokio::time::Instant::now() + wait;

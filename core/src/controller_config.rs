@@ -125,7 +125,7 @@ impl ApiSettings {
     pub fn token_file(&self, state_dir: &std::path::Path) -> PathBuf {
         self.token_file
             .clone()
-            .unwrap_or_else(|| state_dir.join("api.token"))
+            .unwrap_or_else(|| state_dir.join(crate::lease_api::DEFAULT_TOKEN_FILE))
     }
 
     /// The listen address, which must be a loopback IP address with a port.

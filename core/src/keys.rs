@@ -300,11 +300,7 @@ fn check_private_mode(_path: &Path, _display: &str) -> Result<(), IdentityError>
 pub fn generate() -> (Identity, Zeroizing<String>) {
     let key = age::x25519::Identity::generate();
     let public = key.to_public().to_string();
-    let created = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is valid")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formatting of the current time cannot fail");
+    let created = crate::clock::now_rfc3339_seconds();
     let text = Zeroizing::new(format!(
         "# created: {created}\n# public key: {public}\n{}\n",
         key.to_string().expose_secret()

@@ -9,12 +9,16 @@
 //! - Find the repository and its manifests with [`repo::Repository`]; it owns the path ↔
 //!   secret-path mapping and the `.sealops/config.yaml` it loaded.
 //!
+//! - The controller's lease API on the wire (paths, bodies, answers, `api.json`) is
+//!   [`lease_api`], for the controller that serves it and the CLI that calls it.
+//!
 //! Secrets in memory are [`secret::SecretValue`] / [`envelope::SessionKey`]: zeroed on drop,
 //! `[redacted]` in `Debug`.
 
 pub mod audit;
 pub mod authz;
 pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod controller_config;
 pub mod envelope;
@@ -22,6 +26,7 @@ pub mod fsutil;
 pub mod gitsetup;
 pub mod gittree;
 pub mod keys;
+pub mod lease_api;
 pub mod manifest;
 pub mod merge;
 pub mod policy;

@@ -122,12 +122,7 @@ pub fn trusted_signers(
 
 pub fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<Outcome> {
     let repo = context::repository(global)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs()
-        .try_into()
-        .context("the system clock is out of range")?;
+    let now = sealops_core::clock::unix_now();
     let key = match global.identity.as_slice() {
         [key_file] => SigningKey::load(key_file)?,
         [] => agent_key(&repo, args.principal.as_deref(), now)?,

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Deserialize;
+use sealops_core::lease_api::{
+    DEFAULT_TOKEN_FILE, ENDPOINT_FILE, Endpoint, ErrorBody, LEASES_PATH, LeaseList, RENEW_PATH,
+    REVOKE_PATH, ROTATE_PATH, Renewed, Revoked, RotateRequest, Rotated, SelectRequest,
+};
 use zeroize::Zeroizing;
 
 use crate::exit::Outcome;
@@ -116,26 +119,12 @@ pub struct RotateArgs {
     pub path: String,
 }
 
-/// What the CLI shows of a lease; the API sends more, and never the password.
-#[derive(Debug, Deserialize)]
-struct LeaseView {
-    id: String,
-    target: String,
-    state: String,
-    expires_at: i64,
-    #[serde(default)]
-    last_error: Option<String>,
-    #[serde(default)]
-    replace: bool,
-}
-
 pub fn lease(args: LeaseArgs) -> anyhow::Result<Outcome> {
     let api = Api::locate(&args.api)?;
     match args.command {
         LeaseCommand::List(list) => list_leases(&api, list),
         LeaseCommand::Renew(select) => {
-            let doc = api.post("/v1/leases/renew", &select.body())?;
-            let renewed: Vec<LeaseView> = field(&doc, "renewed")?;
+            let Renewed { renewed } = typed(api.post(RENEW_PATH, &select.body())?)?;
             if renewed.is_empty() {
                 eprintln!("no lease renewed: {}", select.describe());
             }
@@ -150,8 +139,7 @@ pub fn lease(args: LeaseArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Success)
         }
         LeaseCommand::Revoke(select) => {
-            let doc = api.post("/v1/leases/revoke", &select.body())?;
-            let revoked: Vec<String> = field(&doc, "revoked")?;
+            let Revoked { revoked } = typed(api.post(REVOKE_PATH, &select.body())?)?;
             if revoked.is_empty() {
                 eprintln!("no lease revoked: {}", select.describe());
             }
@@ -167,19 +155,22 @@ pub fn rotate(args: RotateArgs) -> anyhow::Result<Outcome> {
     // Checked here too, so a typo is named without asking the controller.
     sealops_core::backend::RotationTarget::parse(&args.path).map_err(anyhow::Error::msg)?;
     let api = Api::locate(&args.api)?;
-    let doc = api.post("/v1/rotate", &serde_json::json!({ "path": args.path }))?;
-    let rotated: String = field(&doc, "rotated")?;
+    let Rotated { rotated } = typed(api.post(ROTATE_PATH, &RotateRequest { path: args.path })?)?;
     outln!("rotated {rotated}");
     Ok(Outcome::Success)
 }
 
 impl SelectArgs {
-    fn body(&self) -> serde_json::Value {
+    fn body(&self) -> SelectRequest {
         match (&self.id, &self.prefix) {
-            (Some(id), _) => serde_json::json!({ "id": id }),
-            (None, prefix) => {
-                serde_json::json!({ "prefix": prefix.as_deref().unwrap_or_default() })
-            }
+            (Some(id), _) => SelectRequest {
+                id: Some(id.clone()),
+                prefix: None,
+            },
+            (None, prefix) => SelectRequest {
+                id: None,
+                prefix: Some(prefix.clone().unwrap_or_default()),
+            },
         }
     }
 
@@ -197,13 +188,13 @@ fn list_leases(api: &Api, args: ListArgs) -> anyhow::Result<Outcome> {
     if let Some(prefix) = &args.prefix {
         query.push(("prefix", prefix.as_str()));
     }
-    let doc = api.get("/v1/leases", &query)?;
+    let doc = api.get(LEASES_PATH, &query)?;
     if args.json || args.output == ListFormat::Json {
         // The document as the API sent it, so scripts see every field.
         outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(Outcome::Success);
     }
-    let leases: Vec<LeaseView> = field(&doc, "leases")?;
+    let LeaseList { leases } = typed(doc)?;
     if leases.is_empty() {
         match &args.prefix {
             Some(prefix) => eprintln!("no leases under {prefix}"),
@@ -218,7 +209,7 @@ fn list_leases(api: &Api, args: ListArgs) -> anyhow::Result<Outcome> {
             let state = if lease.replace {
                 format!("{} (replaced)", lease.state)
             } else {
-                lease.state.clone()
+                lease.state.to_string()
             };
             [
                 lease.id.clone(),
@@ -253,9 +244,7 @@ fn list_leases(api: &Api, args: ListArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use sealops_core::clock::unix_now as now;
 
 /// `1d02h`, `1h05m`, `4m30s`, `12s`; `expired 3m ago` when negative.
 fn time_left(seconds: i64) -> String {
@@ -275,19 +264,14 @@ fn time_left(seconds: i64) -> String {
     }
 }
 
-fn field<T: serde::de::DeserializeOwned>(doc: &serde_json::Value, name: &str) -> anyhow::Result<T> {
-    let value = doc
-        .get(name)
-        .with_context(|| format!("the controller's answer has no `{name}`: {doc}"))?;
-    serde_json::from_value(value.clone())
-        .with_context(|| format!("the controller's `{name}` is not what this sealops expects"))
-}
-
-/// `<state_dir>/api.json`, as the controller writes it.
-#[derive(Debug, Deserialize)]
-struct Endpoint {
-    url: String,
-    token_file: PathBuf,
+/// The controller's answer as the [`sealops_core::lease_api`] type it should be.
+fn typed<T: serde::de::DeserializeOwned>(doc: serde_json::Value) -> anyhow::Result<T> {
+    serde_json::from_value(doc.clone()).with_context(|| {
+        format!(
+            "the controller's answer is not the {} this sealops expects (a controller of another version?): {doc}",
+            std::any::type_name::<T>().rsplit("::").next().unwrap_or("answer")
+        )
+    })
 }
 
 /// The controller's API: its base URL, its token, and where each came from (for errors).
@@ -316,7 +300,7 @@ impl Api {
         let (url, from, listed_token_file) = match &args.api_url {
             Some(url) => (url.clone(), "--api-url".to_owned(), None),
             None => {
-                let file = args.state_dir.join("api.json");
+                let file = args.state_dir.join(ENDPOINT_FILE);
                 let endpoint = read_endpoint(&file)?;
                 (
                     endpoint.url,
@@ -330,7 +314,7 @@ impl Api {
             .token_file
             .clone()
             .or(listed_token_file)
-            .unwrap_or_else(|| args.state_dir.join("api.token"));
+            .unwrap_or_else(|| args.state_dir.join(DEFAULT_TOKEN_FILE));
         let token = read_token(&token_file)?;
         let agent = ureq::Agent::config_builder()
             // Error statuses carry the controller's explanation in the body.
@@ -362,7 +346,7 @@ impl Api {
         self.answer(request.call())
     }
 
-    fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    fn post(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<serde_json::Value> {
         let response = self
             .agent
             .post(format!("{}{path}", self.url))
@@ -395,7 +379,8 @@ impl Api {
         }
         let message = doc
             .as_ref()
-            .and_then(|doc| doc.get("error")?.as_str().map(str::to_owned))
+            .and_then(|doc| serde_json::from_value::<ErrorBody>(doc.clone()).ok())
+            .map(|body| body.error)
             .unwrap_or_else(|| text.trim().to_owned());
         if status == 401 {
             bail!(

@@ -48,11 +48,7 @@ pub struct Clock {
 impl Clock {
     /// The system clock's now for every commit.
     pub fn system() -> Self {
-        Self::at(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        )
+        Self::at(crate::clock::unix_now())
     }
 
     /// `now` (Unix seconds) for every commit.

@@ -422,11 +422,7 @@ pub fn encrypt(
     let mac = walker.mac();
     let last_modified = match &options.last_modified {
         Some(text) => text.clone(),
-        None => time::OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .expect("zero nanoseconds is valid")
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("RFC 3339 formatting of the current time cannot fail"),
+        None => crate::clock::now_rfc3339_seconds(),
     };
     let sealed_mac =
         EncryptedValue::encrypt(mac.as_bytes(), ValueType::Str, &data_key, &last_modified);
