@@ -13,14 +13,14 @@ fn pattern() -> impl Strategy<Value = String> {
     )
         .prop_map(|(segments, tail)| {
             let mut text = segments.join("/");
-            if let Some(tail) = tail {
-                if !text.ends_with('+') {
-                    text.push_str(if text.is_empty() || text.ends_with('/') {
-                        tail
-                    } else {
-                        "*"
-                    });
-                }
+            if let Some(tail) = tail
+                && !text.ends_with('+')
+            {
+                text.push_str(if text.is_empty() || text.ends_with('/') {
+                    tail
+                } else {
+                    "*"
+                });
             }
             text
         })

@@ -7,6 +7,7 @@ mod signing_support;
 
 mod authz_range;
 mod manifest_roundtrip;
+mod msrv;
 mod policy_identity;
 mod policy_props;
 mod policy_semantics;

@@ -261,35 +261,35 @@ impl AllowedSigners {
     ) -> Result<(), KeyRejection> {
         let location = || format!("{}:{}", self.source, entry.line);
         let print = || fingerprint(entry.key.key_data());
-        if let Some(allowed) = &entry.namespaces {
-            if match_pattern_list(namespace, allowed) != PatternMatch::Matched {
-                return Err(KeyRejection::NamespaceNotAllowed {
-                    location: location(),
-                    fingerprint: print(),
-                    namespace: namespace.to_owned(),
-                    allowed: allowed.clone(),
-                });
-            }
+        if let Some(allowed) = &entry.namespaces
+            && match_pattern_list(namespace, allowed) != PatternMatch::Matched
+        {
+            return Err(KeyRejection::NamespaceNotAllowed {
+                location: location(),
+                fingerprint: print(),
+                namespace: namespace.to_owned(),
+                allowed: allowed.clone(),
+            });
         }
-        if let Some(after) = entry.valid_after {
-            if time < after {
-                return Err(KeyRejection::NotYetValid {
-                    location: location(),
-                    fingerprint: print(),
-                    time: Timestamp(time),
-                    valid_after: Timestamp(after),
-                });
-            }
+        if let Some(after) = entry.valid_after
+            && time < after
+        {
+            return Err(KeyRejection::NotYetValid {
+                location: location(),
+                fingerprint: print(),
+                time: Timestamp(time),
+                valid_after: Timestamp(after),
+            });
         }
-        if let Some(before) = entry.valid_before {
-            if time > before {
-                return Err(KeyRejection::Expired {
-                    location: location(),
-                    fingerprint: print(),
-                    time: Timestamp(time),
-                    valid_before: Timestamp(before),
-                });
-            }
+        if let Some(before) = entry.valid_before
+            && time > before
+        {
+            return Err(KeyRejection::Expired {
+                location: location(),
+                fingerprint: print(),
+                time: Timestamp(time),
+                valid_before: Timestamp(before),
+            });
         }
         Ok(())
     }
@@ -339,10 +339,10 @@ fn parse_line(line: &str, number: usize) -> Result<Option<SignerEntry>, String> 
     if let Some(options) = options {
         parse_options(options, &mut entry)?;
     }
-    if let (Some(after), Some(before)) = (entry.valid_after, entry.valid_before) {
-        if before <= after {
-            return Err("\"valid-before\" time is before \"valid-after\"".to_owned());
-        }
+    if let (Some(after), Some(before)) = (entry.valid_after, entry.valid_before)
+        && before <= after
+    {
+        return Err("\"valid-before\" time is before \"valid-after\"".to_owned());
     }
     Ok(Some(entry))
 }

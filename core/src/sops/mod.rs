@@ -245,10 +245,10 @@ pub fn detect(text: &str, file_name: &str) -> Option<SopsFormat> {
         }
         return None;
     }
-    if let Ok(stored) = stores::read_yaml(text) {
-        if stored.metadata.is_some() {
-            return Some(SopsFormat::Yaml);
-        }
+    if let Ok(stored) = stores::read_yaml(text)
+        && stored.metadata.is_some()
+    {
+        return Some(SopsFormat::Yaml);
     }
     if has_flat("sops_mac=") && stores::read_dotenv(text).is_ok() {
         return Some(SopsFormat::Dotenv);

@@ -170,25 +170,26 @@ fn resolve_plain(text: &str) -> Node {
         _ => {}
     }
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i64>() {
-            return Node::Int(i);
-        }
+    if !unsigned.is_empty()
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Node::Int(i);
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Node::Int(i);
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Node::Int(i);
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Node::Int(i);
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Node::Int(i);
     }
-    if is_yaml_float(text) {
-        if let Ok(f) = text.parse::<f64>() {
-            return Node::Float(f);
-        }
+    if is_yaml_float(text)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Node::Float(f);
     }
     Node::str(text)
 }
@@ -589,10 +590,10 @@ pub(crate) fn write_dotenv(branch: &Node, metadata: &Node) -> Result<String, Sop
 fn ini_value(raw: &str) -> String {
     let line = raw.trim_start();
     for quote in ["\"\"\"", "`"] {
-        if let Some(rest) = line.strip_prefix(quote) {
-            if let Some(end) = rest.rfind(quote) {
-                return rest[..end].to_owned();
-            }
+        if let Some(rest) = line.strip_prefix(quote)
+            && let Some(end) = rest.rfind(quote)
+        {
+            return rest[..end].to_owned();
         }
     }
     let mut line = line.trim();
