@@ -8,7 +8,12 @@ use std::time::{Duration, Instant};
 
 use git2::Oid;
 
-use crate::materialise::HookSpec;
+/// A hook from the local allow-list.
+#[derive(Debug, Clone)]
+pub struct HookSpec {
+    pub command: Vec<String>,
+    pub timeout: Duration,
+}
 
 /// Runs `spec` for `target`; `Err` says how it failed (exit status, timeout, cannot start).
 pub fn run(name: &str, spec: &HookSpec, target: &str, commit: Oid) -> Result<(), String> {

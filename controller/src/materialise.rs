@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use git2::{Oid, Tree};
 use rayon::prelude::*;
@@ -36,12 +35,7 @@ use crate::output::{self, OutputRoots, Ownership};
 use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
 use crate::status::{Reason, Refusal, Status, TargetStatus};
 
-/// A hook from the local allow-list.
-#[derive(Debug, Clone)]
-pub struct HookSpec {
-    pub command: Vec<String>,
-    pub timeout: Duration,
-}
+use crate::hooks::HookSpec;
 
 /// What stays the same from one reconcile to the next: local configuration, identities and
 /// the session keys opened so far.
