@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use git2::Oid;
-use sealops_core::controller_config::{AuditSink, ControllerConfig, parse_duration};
+use sealops_core::controller_config::{AuditSink, ControllerConfig};
 use sealops_core::keys::IdentitySet;
 use sealops_core::seal::EnvelopeCache;
 use sealops_core::signing::AllowedSigners;
@@ -124,7 +124,7 @@ impl Controller {
                 name.clone(),
                 HookSpec {
                     command: hook.command.clone(),
-                    timeout: parse_duration(&hook.timeout).map_err(anyhow::Error::msg)?,
+                    timeout: hook.timeout.get(),
                 },
             );
         }
@@ -196,7 +196,7 @@ impl Controller {
                 .last_applied_commit_time
                 .set(state.commit_time);
         }
-        let poll = parse_duration(&config.poll.interval).map_err(anyhow::Error::msg)?;
+        let poll = config.poll.interval.get();
         let sinks =
             crate::audit_sink::Sinks::open(&config.audit, status.metrics.audit_sink_writes.clone());
         let audit = Arc::new(
@@ -208,9 +208,7 @@ impl Controller {
             .with_sinks(sinks),
         );
         let identities = Arc::new(identities);
-        let grace = parse_duration(&config.leases.revoke_grace)
-            .map_err(anyhow::Error::msg)
-            .context("leases.revoke_grace")?;
+        let grace = config.leases.revoke_grace.get();
         // Like the journal, a lease store that cannot be opened (a read-only or full state
         // disk) refuses what needs it, reported, rather than stopping the controller.
         let (creds, creds_problem) = match LeaseStore::open(&config.state_dir) {
@@ -791,9 +789,11 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     let mut controller = Controller::new(&config)?;
     let status = controller.status.clone();
     let trigger = Arc::new(Notify::new());
-    let interval = parse_duration(&config.poll.interval).map_err(anyhow::Error::msg)?;
-    let jitter = parse_duration(&config.poll.jitter).map_err(anyhow::Error::msg)?;
-    let resync = parse_duration(&config.poll.resync).map_err(anyhow::Error::msg)?;
+    let (interval, jitter, resync) = (
+        config.poll.interval.get(),
+        config.poll.jitter.get(),
+        config.poll.resync.get(),
+    );
 
     if options.once {
         if controller.source().is_remote() {
@@ -865,7 +865,7 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
 
     // Audit records are pushed beside the reconcile loop: every push_interval, or as soon as
     // batch_size records wait.
-    let push_interval = parse_duration(&config.audit.push_interval).map_err(anyhow::Error::msg)?;
+    let push_interval = config.audit.push_interval.get();
     let push_now = Arc::new(Notify::new());
     // notify_one keeps a permit: the pusher sees the stop even if it was pushing just then.
     let stop_pusher = Arc::new(Notify::new());

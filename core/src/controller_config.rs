@@ -72,7 +72,7 @@ pub struct LeaseSettings {
     /// How long replaced credentials stay valid after their successor reached the outputs, so
     /// consumers can reload (e.g. `1m`).
     #[serde(default = "one_minute")]
-    pub revoke_grace: String,
+    pub revoke_grace: ConfigDuration,
 }
 
 impl Default for LeaseSettings {
@@ -83,8 +83,8 @@ impl Default for LeaseSettings {
     }
 }
 
-fn one_minute() -> String {
-    "1m".to_owned()
+fn one_minute() -> ConfigDuration {
+    ConfigDuration::from_secs(60)
 }
 
 /// The controller's local, authenticated API for leases and rotation. It changes credentials on
@@ -160,7 +160,7 @@ pub struct AuditSettings {
     pub controller_id: Option<String>,
     /// How often journalled records are pushed.
     #[serde(default = "ten_seconds")]
-    pub push_interval: String,
+    pub push_interval: ConfigDuration,
     /// Push as soon as this many records wait, without waiting for the interval.
     #[serde(default = "thousand")]
     pub batch_size: usize,
@@ -246,8 +246,8 @@ pub enum AuditRequire {
     All,
 }
 
-fn ten_seconds() -> String {
-    "10s".to_owned()
+fn ten_seconds() -> ConfigDuration {
+    ConfigDuration::from_secs(10)
 }
 fn thousand() -> usize {
     1000
@@ -283,12 +283,12 @@ fn main_branch() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Poll {
     #[serde(default = "thirty_seconds")]
-    pub interval: String,
+    pub interval: ConfigDuration,
     #[serde(default = "five_seconds")]
-    pub jitter: String,
+    pub jitter: ConfigDuration,
     /// A full resync at this period catches anything an event missed.
     #[serde(default = "ten_minutes")]
-    pub resync: String,
+    pub resync: ConfigDuration,
 }
 
 impl Default for Poll {
@@ -301,14 +301,14 @@ impl Default for Poll {
     }
 }
 
-fn thirty_seconds() -> String {
-    "30s".to_owned()
+fn thirty_seconds() -> ConfigDuration {
+    ConfigDuration::from_secs(30)
 }
-fn five_seconds() -> String {
-    "5s".to_owned()
+fn five_seconds() -> ConfigDuration {
+    ConfigDuration::from_secs(5)
 }
-fn ten_minutes() -> String {
-    "10m".to_owned()
+fn ten_minutes() -> ConfigDuration {
+    ConfigDuration::from_secs(600)
 }
 
 /// This node's name and labels.
@@ -329,7 +329,7 @@ pub struct Hook {
     pub command: Vec<String>,
     /// Killed after this long.
     #[serde(default = "thirty_seconds")]
-    pub timeout: String,
+    pub timeout: ConfigDuration,
 }
 
 /// Whose signatures count, from local configuration only.
@@ -383,7 +383,19 @@ pub enum RemovedOutputs {
 impl ControllerConfig {
     /// Parses and validates the text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
-        crate::yaml::from_str_validated(text, file, Self::validate)
+        let config: Self = crate::yaml::from_str(text, file).map_err(|mut e| {
+            // A value refused while reading (a duration, say) is named by its key as well as
+            // its line: `poll.interval: "soon" is not a duration`.
+            if let Some(path) = e
+                .location
+                .line
+                .and_then(|line| crate::yaml::key_path_at(text, line))
+            {
+                e.problem = format!("{path}: {}", e.problem);
+            }
+            e
+        })?;
+        crate::yaml::validated(config, text, file, Self::validate)
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -413,14 +425,6 @@ impl ControllerConfig {
                 ));
             }
             _ => {}
-        }
-        for (name, value) in [
-            ("poll.interval", &self.poll.interval),
-            ("poll.jitter", &self.poll.jitter),
-            ("poll.resync", &self.poll.resync),
-            ("audit.push_interval", &self.audit.push_interval),
-        ] {
-            parse_duration(value).map_err(|e| ("poll", format!("{name}: {e}")))?;
         }
         if let Some(id) = &self.audit.controller_id
             && !valid_controller_id(id)
@@ -459,8 +463,6 @@ impl ControllerConfig {
             if hook.command.is_empty() {
                 return Err(("hooks", format!("hook {name}: command is empty")));
             }
-            parse_duration(&hook.timeout)
-                .map_err(|e| ("hooks", format!("hook {name}: timeout: {e}")))?;
         }
         if let Some(commit) = &self.trust.initial_commit
             && (commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -557,6 +559,50 @@ impl ControllerConfig {
     }
 }
 
+/// A duration in the configuration, written like `30s`, `5m`, `1h30m` or `2d`, and checked
+/// when the file is read (the error names the file and line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigDuration(Duration);
+
+impl ConfigDuration {
+    pub const fn from_secs(seconds: u64) -> Self {
+        Self(Duration::from_secs(seconds))
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl Serialize for ConfigDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for ConfigDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration: a number and a unit, repeated (30s, 5m, 1h30m, 2d).",
+            "pattern": "^\\s*([0-9]+\\s*[a-zA-Z]+\\s*)+$"
+        })
+    }
+}
+
 /// `30s`, `5m`, `1h30m`…
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
@@ -573,10 +619,7 @@ mod tests {
     fn minimal_config_has_defaults() {
         let config = ControllerConfig::parse(MINIMAL, "c.yaml").expect("parses");
         assert_eq!(config.repository.branch, "main");
-        assert_eq!(
-            parse_duration(&config.poll.interval),
-            Ok(Duration::from_secs(30))
-        );
+        assert_eq!(config.poll.interval.get(), Duration::from_secs(30));
         assert!(config.trust.require_signed);
         assert_eq!(config.removed_outputs, RemovedOutputs::Delete);
         assert!(config.api.enabled);
@@ -584,6 +627,24 @@ mod tests {
         assert_eq!(
             config.api.token_file(&config.state_dir),
             PathBuf::from("/var/lib/sealops/api.token")
+        );
+    }
+
+    #[test]
+    fn a_duration_is_checked_when_the_file_is_read() {
+        let text = format!("{MINIMAL}poll:\n  interval: soon\n");
+        let err = ControllerConfig::parse(&text, "c.yaml")
+            .expect_err("not a duration")
+            .to_string();
+        assert!(
+            err.contains("c.yaml") && err.contains("\"soon\" is not a duration"),
+            "{err}"
+        );
+        let text = format!("{MINIMAL}hooks:\n  reload:\n    command: [true]\n    timeout: 1h30m\n");
+        let config = ControllerConfig::parse(&text, "c.yaml").expect("parses");
+        assert_eq!(
+            config.hooks["reload"].timeout.get(),
+            Duration::from_secs(5400)
         );
     }
 

@@ -36,7 +36,17 @@ pub fn from_str_validated<T: DeserializeOwned>(
     file: &str,
     validate: impl FnOnce(&T) -> Result<(), (&'static str, String)>,
 ) -> Result<T, ManifestError> {
-    let value: T = from_str(text, file)?;
+    validated(from_str(text, file)?, text, file, validate)
+}
+
+/// `value` (read from `text`) if `validate` accepts it; its error names the top-level section
+/// at fault, and points at that section's line.
+pub fn validated<T>(
+    value: T,
+    text: &str,
+    file: &str,
+    validate: impl FnOnce(&T) -> Result<(), (&'static str, String)>,
+) -> Result<T, ManifestError> {
     validate(&value).map_err(|(section, problem)| ManifestError {
         location: Location {
             file: file.to_owned(),
@@ -46,6 +56,36 @@ pub fn from_str_validated<T: DeserializeOwned>(
         problem,
     })?;
     Ok(value)
+}
+
+/// The dotted path of the mapping key on 1-based `line` (`poll.interval`), from the keys of
+/// the less indented lines above it; `None` when the line holds no `key:`.
+pub fn key_path_at(text: &str, line: u64) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let key_of = |line: &str| -> Option<(usize, String)> {
+        let entry = line.trim_start();
+        let indent = line.len() - entry.len();
+        let entry = entry.strip_prefix("- ").unwrap_or(entry);
+        let (key, _) = entry.split_once(':')?;
+        let key = key.trim().trim_matches('"');
+        (!key.is_empty() && !key.starts_with('#')).then(|| (indent, key.to_owned()))
+    };
+    let (mut indent, key) = key_of(lines.get(index)?)?;
+    let mut path = vec![key];
+    for above in lines[..index].iter().rev() {
+        if indent == 0 {
+            break;
+        }
+        if let Some((their_indent, key)) = key_of(above)
+            && their_indent < indent
+        {
+            path.push(key);
+            indent = their_indent;
+        }
+    }
+    path.reverse();
+    Some(path.join("."))
 }
 
 /// The 1-based line of top-level `section:` or, with `key`, of `key:` inside that section.
@@ -101,6 +141,18 @@ pub fn scalar(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_paths_follow_indentation() {
+        let text = "poll:\n  interval: soon\nhooks:\n  reload:\n    command: [x]\n    timeout: 1q\nname: n\n";
+        assert_eq!(key_path_at(text, 2).as_deref(), Some("poll.interval"));
+        assert_eq!(
+            key_path_at(text, 6).as_deref(),
+            Some("hooks.reload.timeout")
+        );
+        assert_eq!(key_path_at(text, 7).as_deref(), Some("name"));
+        assert_eq!(key_path_at(text, 99), None);
+    }
 
     #[test]
     fn finds_sections_and_keys() {
