@@ -114,7 +114,9 @@ grep DB_PASSWORD "$work/out/payments/db.env"
 
 step "the audit trail the controller pushed to sealops/audit (values only as HMAC fingerprints)"
 "$sealops" audit log -o table | tail -n 8
-"$sealops" audit verify
+# The registry of audit keys is trusted as of the commit the controller applied (HEAD is the
+# refused unsigned commit); --base checks that every commit up to it is authorised.
+"$sealops" audit verify --registry-at "$anchor" --base "$anchor" --trusted-signers "$work/allowed_signers"
 
 echo
 echo "Demo finished; the temporary repository was $work/repo (removed on exit)."
