@@ -6,7 +6,7 @@ use std::path::Path;
 use git2::{ObjectType, Repository, Tree};
 
 use crate::config::{Config, Trust};
-use crate::policy::{Acl, Decision, IdentityDoc, IdentityKind, Policy, Request, Syntax};
+use crate::policy::{Acl, Decision, IdentityDoc, IdentityKind, Policy, Request};
 use crate::repo::{CONFIG_FILE, SIGNERS_FILE};
 
 /// Why a tree's authority could not be read. Names the file and what to fix.
@@ -135,22 +135,15 @@ impl Authority {
                     file: file.clone(),
                     problem: e.to_string(),
                 })?;
-            let mut held = Vec::new();
-            for name in &doc.policies {
-                let name = name.trim().to_lowercase();
-                if name == "root" {
-                    held.push(root_policy());
-                    continue;
-                }
-                let (policy, _) = policies.get(&name).ok_or_else(|| AuthorityError {
+            let held = doc
+                .held_policies(|name| policies.get(name).map(|(policy, _)| policy))
+                .map_err(|name| AuthorityError {
                     file: file.clone(),
                     problem: format!(
                         "identity {:?} holds policy {name:?}, which no file in policies/ defines",
                         doc.name
                     ),
                 })?;
-                held.push(policy.clone());
-            }
             let acl = Acl::new(&held).map_err(|e| AuthorityError {
                 file: file.clone(),
                 problem: e.to_string(),
@@ -239,17 +232,6 @@ impl Authority {
             .filter(|p| self.has_sudo(p, sys_path))
             .map(str::to_owned)
             .collect()
-    }
-}
-
-/// Vault's built-in `root` policy, which an identity may hold by name.
-fn root_policy() -> Policy {
-    Policy {
-        name: "root".to_owned(),
-        written_name: None,
-        rules: Vec::new(),
-        syntax: Syntax::Hcl,
-        name_comments: Vec::new(),
     }
 }
 

@@ -35,6 +35,29 @@ pub struct IdentityDoc {
     pub description: Option<String>,
 }
 
+impl IdentityDoc {
+    /// The policies this identity holds, as `find` defines them by name (`root`, Vault's
+    /// built-in, needs no definition); `Err` names the first policy nobody defines. The one
+    /// way both the repository loader and the commit-tree loader (authz) build an identity's
+    /// ACL.
+    pub fn held_policies<'p>(
+        &self,
+        find: impl Fn(&str) -> Option<&'p Policy>,
+    ) -> Result<Vec<Policy>, String> {
+        self.policies
+            .iter()
+            .map(|name| {
+                let name = name.trim().to_lowercase();
+                if name == "root" {
+                    Ok(Policy::root())
+                } else {
+                    find(&name).cloned().ok_or(name)
+                }
+            })
+            .collect()
+    }
+}
+
 /// What an identity is.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -204,28 +227,13 @@ impl IdentitySet {
             .find(|(d, _)| d.name == doc.name)
             .map(|(_, p)| p.clone())
             .unwrap_or_default();
-        let mut held = Vec::new();
-        for name in &doc.policies {
-            let name = name.trim().to_lowercase();
-            if name == "root" {
-                held.push(Policy {
-                    name,
-                    written_name: None,
-                    rules: Vec::new(),
-                    syntax: super::parse::Syntax::Hcl,
-                    name_comments: Vec::new(),
-                });
-                continue;
-            }
-            let policy = policies
-                .get(&name)
-                .ok_or_else(|| IdentityError::UnknownPolicy {
-                    identity: doc.name.clone(),
-                    policy: name.clone(),
-                    path: path.clone(),
-                })?;
-            held.push(policy.clone());
-        }
+        let held = doc
+            .held_policies(|name| policies.get(name))
+            .map_err(|policy| IdentityError::UnknownPolicy {
+                identity: doc.name.clone(),
+                policy,
+                path: path.clone(),
+            })?;
         Acl::new(&held).map_err(|source| IdentityError::Acl {
             identity: doc.name.clone(),
             path,

@@ -113,6 +113,19 @@ pub struct Policy {
     pub(crate) name_comments: Vec<String>,
 }
 
+impl Policy {
+    /// Vault's built-in `root` policy: it grants everything, and no file defines it.
+    pub fn root() -> Self {
+        Self {
+            name: "root".to_owned(),
+            written_name: None,
+            rules: Vec::new(),
+            syntax: Syntax::Hcl,
+            name_comments: Vec::new(),
+        }
+    }
+}
+
 /// Keys Vault accepts inside a `path` block. `mfa_methods`, `control_group` and
 /// `subscribe_event_types` are checked as Vault checks them, and have no effect in sealops.
 pub(crate) const PATH_KEYS: [&str; 11] = [
