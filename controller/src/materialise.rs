@@ -33,7 +33,7 @@ use crate::audit::Audit;
 use crate::creds::{Connected, Creds, Values};
 use crate::output::{self, OutputRoots, Ownership};
 use crate::state::{AppliedState, InProgress, PendingHook, StateFile};
-use crate::status::{Reason, Refusal, Status, TargetStatus};
+use crate::status::{Reason, Refusal, Status, TargetState, TargetStatus};
 
 use crate::hooks::HookSpec;
 
@@ -1167,7 +1167,7 @@ pub fn in_sync_statuses(
             (
                 name.clone(),
                 TargetStatus {
-                    state: "in-sync".into(),
+                    state: TargetState::InSync,
                     outputs: paths.iter().map(|p| p.display().to_string()).collect(),
                     error: None,
                 },
@@ -1184,8 +1184,8 @@ pub fn update_statuses(statuses: &mut BTreeMap<String, TargetStatus>, plan: &Pla
         statuses.remove(name);
     }
     for status in statuses.values_mut() {
-        if status.state == "refused" {
-            status.state = "in-sync".into();
+        if status.state == TargetState::Refused {
+            status.state = TargetState::InSync;
         }
     }
     statuses.extend(in_sync_statuses(&plan.outputs));
@@ -1193,7 +1193,7 @@ pub fn update_statuses(statuses: &mut BTreeMap<String, TargetStatus>, plan: &Pla
         statuses.insert(
             name.clone(),
             TargetStatus {
-                state: "not-selected".into(),
+                state: TargetState::NotSelected,
                 outputs: Vec::new(),
                 error: None,
             },

@@ -716,7 +716,7 @@ impl Controller {
         self.status.update(|doc| {
             for (name, target) in doc.targets.iter_mut() {
                 if touched.contains(&format!("targets/{name}.yaml")) {
-                    target.state = "refused".into();
+                    target.state = crate::status::TargetState::Refused;
                 }
             }
         });

@@ -96,11 +96,30 @@ pub struct Applied {
     pub commit_time: i64,
 }
 
+/// Where a target stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetState {
+    InSync,
+    Refused,
+    /// Its node selector does not match this node.
+    NotSelected,
+}
+
+/// Whether the audit branch holds only what this controller's own writes explain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditState {
+    #[default]
+    Ok,
+    /// Something only another writer explains (see `tampering`); stays until a restart.
+    Tampered,
+}
+
 /// One target's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetStatus {
-    /// `in-sync`, `refused`, or `not-selected` (its node selector does not match this node).
-    pub state: String,
+    pub state: TargetState,
     /// Destination files (absolute paths).
     pub outputs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,9 +147,7 @@ pub struct AuditStatus {
     pub last_push_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_push_error: Option<String>,
-    /// `ok`, or `tampered` once the audit branch showed something only another writer
-    /// explains (see `tampering`); stays until the controller restarts.
-    pub state: String,
+    pub state: AuditState,
     /// This controller's audit public key (`ed25519:<base64>`).
     pub public_key: String,
     /// Whether the applied commit's `.sealops/controllers.yaml` registers that key.
@@ -495,9 +512,9 @@ impl Status {
             doc.audit.branch = branch;
             doc.audit.records_waiting = waiting as u64;
             doc.audit.state = if report.tampering.is_empty() {
-                "ok".to_owned()
+                AuditState::Ok
             } else {
-                "tampered".to_owned()
+                AuditState::Tampered
             };
             doc.audit.public_key = report.public_key;
             doc.audit.key_registered = report.key_registered;
