@@ -1,6 +1,6 @@
 //! Identities and `who-can`, on real files; the committed identity schema.
 
-use sealops_core::policy::{IdentitySet, Operation, PolicySet, Request};
+use sealops_core::policy::{Operation, PolicySet, Principals, Request};
 
 fn write(dir: &std::path::Path, file: &str, text: &str) {
     let path = dir.join(file);
@@ -42,7 +42,7 @@ fn who_can_lists_the_identities_whose_policies_allow() {
         "identities/batch.yaml",
         "sealops: v1\nname: batch\nkind: service\npolicies: [deploy, nope]\n",
     );
-    let identities = IdentitySet::load_dir(&root.join("identities")).expect("identities");
+    let identities = Principals::load_dir(&root.join("identities")).expect("identities");
     let policies = PolicySet::load_dir(&root.join("policies")).expect("policies");
     let who = |op, path: &str| -> Vec<String> {
         let request = Request {
@@ -82,7 +82,7 @@ fn unknown_policies_and_bad_files_are_reported_with_their_file() {
         "identities/bob.yaml",
         "sealops: v1\nname: bob\nkind: human\npolicies: [ghost]\n",
     );
-    let identities = IdentitySet::load_dir(&root.join("identities")).expect("identities");
+    let identities = Principals::load_dir(&root.join("identities")).expect("identities");
     let policies = PolicySet::load_dir(&root.join("policies")).expect("no folder is no policies");
     let request = Request {
         path: "x".into(),
@@ -103,7 +103,7 @@ fn unknown_policies_and_bad_files_are_reported_with_their_file() {
         "identities/bad.yaml",
         "sealops: v1\nname: x\nkind: robot\npolicies: []\n",
     );
-    let error = IdentitySet::load_dir(&root.join("identities"))
+    let error = Principals::load_dir(&root.join("identities"))
         .expect_err("bad kind")
         .to_string();
     assert!(error.contains("bad.yaml:3"), "{error}");

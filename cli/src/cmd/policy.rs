@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use sealops_core::policy::{
-    Acl, IdentitySet, Operation, Policy, PolicySet, Request, default_name, format_policy,
+    Acl, Operation, Policy, PolicySet, Principals, Request, default_name, format_policy,
 };
 
 use crate::exit::Outcome;
@@ -370,7 +370,7 @@ fn who_can(args: &WhoCanArgs) -> anyhow::Result<Outcome> {
                 .map_err(anyhow::Error::msg)?,
         )
     };
-    let identities = IdentitySet::load_dir(&args.repo.join("identities"))?;
+    let identities = Principals::load_dir(&args.repo.join("identities"))?;
     let policies = PolicySet::load_dir(&args.repo.join("policies"))?;
     let request = Request {
         path: args.path.clone(),

@@ -187,13 +187,15 @@ impl PolicySet {
     }
 }
 
-/// Every identity of a repository's `identities/` folder.
+/// Every identity (principal: a person who signs or a service that receives secrets) of a
+/// repository's `identities/` folder. Not to be confused with [`crate::keys::IdentitySet`],
+/// the age keys a process decrypts with.
 #[derive(Debug, Default)]
-pub struct IdentitySet {
+pub struct Principals {
     identities: Vec<(IdentityDoc, PathBuf)>,
 }
 
-impl IdentitySet {
+impl Principals {
     /// Loads `*.yaml` / `*.yml` from `dir`.
     pub fn load_dir(dir: &Path) -> Result<Self, IdentityError> {
         let mut set = Self::default();

@@ -7,7 +7,7 @@
 //! - Build a holder's access-control list from all of its policies with [`Acl::new`], then
 //!   [`Acl::check`] a [`Request`] (→ [`Decision`]), or [`Acl::explain`] it for people.
 //! - Format a file canonically with [`format_policy`].
-//! - Load `identities/*.yaml` with [`IdentitySet::load_dir`] and ask [`IdentitySet::who_can`].
+//! - Load `identities/*.yaml` with [`Principals::load_dir`] and ask [`Principals::who_can`].
 //!
 //! The rules themselves are documented in `docs/policy.md`.
 
@@ -25,7 +25,7 @@ pub use eval::{
 };
 pub use fmt::{FormatError, format_policy};
 pub use identity::{
-    IdentityDoc, IdentityError, IdentityKind, IdentitySet, PolicySet, identity_schema_name,
+    IdentityDoc, IdentityError, IdentityKind, PolicySet, Principals, identity_schema_name,
 };
 pub use parse::{
     CONTROLLED_CAPABILITY_SUBSET_ERROR, LoadError, ParseError, PathRule, PatternKind, Policy,
