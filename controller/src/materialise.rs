@@ -199,22 +199,10 @@ fn blob_text(trees: &Trees<'_>, tree: &Tree<'_>, path: &str) -> Option<Result<St
 
 /// `targets/*.yaml` of a tree: (name, repository path, blob id).
 fn target_files(trees: &Trees<'_>, tree: &Tree<'_>) -> Vec<(String, String, Oid)> {
-    let Some(dir) = trees
-        .entry(tree, "targets")
-        .ok()
-        .flatten()
-        .and_then(|e| trees.tree(e.id).ok())
-    else {
-        return Vec::new();
-    };
-    dir.iter()
-        .filter_map(|e| {
-            let name = e.name().ok()?;
-            let stem = name
-                .strip_suffix(".yaml")
-                .or_else(|| name.strip_suffix(".yml"))?;
-            Some((stem.to_owned(), format!("targets/{name}"), e.id()))
-        })
+    trees
+        .yaml_files(tree, "targets")
+        .into_iter()
+        .map(|f| (f.stem, f.path, f.id))
         .collect()
 }
 
@@ -224,27 +212,10 @@ fn backend_files(
     tree: &Tree<'_>,
     commit: Oid,
 ) -> Result<BTreeMap<String, (String, Backend)>, Vec<Refusal>> {
-    let Some(dir) = trees
-        .entry(tree, "backends")
-        .ok()
-        .flatten()
-        .and_then(|e| trees.tree(e.id).ok())
-    else {
-        return Ok(BTreeMap::new());
-    };
     let mut found = BTreeMap::new();
     let mut refusals = Vec::new();
-    for entry in dir.iter() {
-        let Some(name) = entry.name().ok() else {
-            continue;
-        };
-        let Some(stem) = name
-            .strip_suffix(".yaml")
-            .or_else(|| name.strip_suffix(".yml"))
-        else {
-            continue;
-        };
-        let file = format!("backends/{name}");
+    for yaml in trees.yaml_files(tree, "backends") {
+        let (stem, file) = (yaml.stem.as_str(), yaml.path);
         let text = match blob_text(trees, tree, &file) {
             Some(Ok(text)) => text,
             Some(Err(problem)) => {

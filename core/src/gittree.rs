@@ -25,6 +25,16 @@ pub struct TreeChange {
 }
 
 /// Tree objects of one repository, each read at most once.
+/// A YAML file in a folder of a tree ([`Trees::yaml_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlFile {
+    /// The name without `.yaml` / `.yml`.
+    pub stem: String,
+    /// Its repository path, e.g. `targets/web.yaml`.
+    pub path: String,
+    pub id: Oid,
+}
+
 pub struct Trees<'r> {
     repo: &'r Repository,
     read: RefCell<HashMap<Oid, Rc<Tree<'r>>>>,
@@ -102,6 +112,33 @@ impl<'r> Trees<'r> {
     /// The id of the entry at `path`, if any.
     pub fn id(&self, root: &Tree<'_>, path: &str) -> Option<Oid> {
         self.entry(root, path).ok().flatten().map(|e| e.id)
+    }
+
+    /// The `*.yaml` and `*.yml` files directly in folder `dir` of `root` (`targets`,
+    /// `backends`, …), in name order; none when the folder is missing.
+    pub fn yaml_files(&self, root: &Tree<'_>, dir: &str) -> Vec<YamlFile> {
+        let Some(folder) = self
+            .entry(root, dir)
+            .ok()
+            .flatten()
+            .and_then(|e| self.tree(e.id).ok())
+        else {
+            return Vec::new();
+        };
+        folder
+            .iter()
+            .filter_map(|e| {
+                let name = e.name().ok()?;
+                let stem = name
+                    .strip_suffix(".yaml")
+                    .or_else(|| name.strip_suffix(".yml"))?;
+                Some(YamlFile {
+                    stem: stem.to_owned(),
+                    path: format!("{dir}/{name}"),
+                    id: e.id(),
+                })
+            })
+            .collect()
     }
 
     /// The content of the file at `path`: `None` when there is no file there.
