@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use age::{Identity as _, Recipient as _};
-use sealops_controller::run::{Controller, Outcome};
+use sealops_controller::run::{Controller, ReconcileOutcome};
 use sealops_core::config::{Config, RecipientEntry};
 use sealops_core::controller_config::ControllerConfig;
 use sealops_core::keys::{IdentitySet, Recipient, generate};
@@ -401,7 +401,10 @@ fn reconcile(controller: &mut Controller, full: bool, what: &str) -> Duration {
     let outcome = controller.reconcile(full);
     let elapsed = start.elapsed();
     assert!(
-        matches!(outcome, Outcome::Applied | Outcome::Unchanged) && controller.in_sync(),
+        matches!(
+            outcome,
+            ReconcileOutcome::Applied | ReconcileOutcome::Unchanged
+        ) && controller.in_sync(),
         "{what}: {outcome:?}\n{:#?}",
         controller.status.snapshot()
     );

@@ -34,7 +34,7 @@ use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReconcileOutcome {
     /// A newer commit was applied (or a resync repaired outputs).
     Applied,
     /// Nothing to do: outputs match the applied commit, which is the branch head.
@@ -423,17 +423,17 @@ impl Controller {
 
     /// One reconcile. `full` re-renders every output (resync); otherwise only what the
     /// change since the applied commit touches.
-    pub fn reconcile(&mut self, full: bool) -> Outcome {
+    pub fn reconcile(&mut self, full: bool) -> ReconcileOutcome {
         let started = Instant::now();
         let outcome = self.reconcile_inner(full);
         let elapsed = started.elapsed();
         let metrics = &self.status.metrics;
         metrics.duration.observe(elapsed.as_secs_f64());
         let result = match outcome.0 {
-            Outcome::Applied => "applied",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Refused => "refused",
-            Outcome::Failed => "failed",
+            ReconcileOutcome::Applied => "applied",
+            ReconcileOutcome::Unchanged => "unchanged",
+            ReconcileOutcome::Refused => "refused",
+            ReconcileOutcome::Failed => "failed",
         };
         Metrics::count(&metrics.reconciles, result);
         self.status.update(|doc| {
@@ -464,7 +464,7 @@ impl Controller {
             })
     }
 
-    fn reconcile_inner(&mut self, full: bool) -> (Outcome, u64) {
+    fn reconcile_inner(&mut self, full: bool) -> (ReconcileOutcome, u64) {
         let failed = |this: &Self, reason, message: String| {
             this.report(
                 vec![Refusal {
@@ -475,7 +475,7 @@ impl Controller {
                 }],
                 true,
             );
-            (Outcome::Failed, 0)
+            (ReconcileOutcome::Failed, 0)
         };
         // Nothing happens that cannot be recorded.
         if let Err(e) = self.engine.audit.ready() {
@@ -496,7 +496,7 @@ impl Controller {
             && self.fetch_failure.is_none()
             && !credentials_dirty
         {
-            return (Outcome::Refused, 0);
+            return (ReconcileOutcome::Refused, 0);
         }
         let previous = self.applied.as_ref().and_then(|state| {
             Oid::from_str(&state.commit)
@@ -566,7 +566,7 @@ impl Controller {
                         if let Some(creds) = &self.engine.creds {
                             creds.set_applying(false);
                         }
-                        return (Outcome::Failed, 0);
+                        return (ReconcileOutcome::Failed, 0);
                     }
                     return outcome;
                 }
@@ -583,7 +583,7 @@ impl Controller {
             Ok(report) => report,
             Err(refusal) => {
                 self.report(vec![refusal], true);
-                return (Outcome::Failed, 0);
+                return (ReconcileOutcome::Failed, 0);
             }
         };
         let metrics = &self.status.metrics;
@@ -690,20 +690,24 @@ impl Controller {
             }
         });
         let outcome = if is_new || applied.written > 0 || applied.removed > 0 {
-            Outcome::Applied
+            ReconcileOutcome::Applied
         } else if clean {
-            Outcome::Unchanged
+            ReconcileOutcome::Unchanged
         } else {
-            Outcome::Refused
+            ReconcileOutcome::Refused
         };
         (outcome, applied.written)
     }
 
-    fn finish_without_apply(&mut self, head: Oid, mut refusals: Vec<Refusal>) -> (Outcome, u64) {
+    fn finish_without_apply(
+        &mut self,
+        head: Oid,
+        mut refusals: Vec<Refusal>,
+    ) -> (ReconcileOutcome, u64) {
         self.record_refusals(&mut refusals);
         if refusals.is_empty() {
             self.status.update(|doc| doc.refusals.clear());
-            return (Outcome::Unchanged, 0);
+            return (ReconcileOutcome::Unchanged, 0);
         }
         if refusals
             .iter()
@@ -720,7 +724,7 @@ impl Controller {
                 }
             }
         });
-        (Outcome::Refused, 0)
+        (ReconcileOutcome::Refused, 0)
     }
 }
 
@@ -951,7 +955,7 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         if this_full {
             next_resync = Instant::now() + resync;
         }
-        let wait = if outcome == Outcome::Failed {
+        let wait = if outcome == ReconcileOutcome::Failed {
             backoff.next_wait()
         } else {
             backoff.reset();
