@@ -110,51 +110,10 @@ impl RecordedRefusals {
 impl Controller {
     /// Loads identities, trust and state named by `config`. Errors say which file and why.
     pub fn new(config: &ControllerConfig) -> anyhow::Result<Self> {
-        let mut identities = IdentitySet::new();
-        for file in &config.identity_files {
-            identities.extend(
-                IdentitySet::load(file)
-                    .with_context(|| format!("loading identity file {}", file.display()))?,
-            );
-        }
+        let identities = load_identities(config)?;
         let roots = OutputRoots::new(&config.output_roots).context("output_roots")?;
-        let mut hooks = BTreeMap::new();
-        for (name, hook) in &config.hooks {
-            hooks.insert(
-                name.clone(),
-                HookSpec {
-                    command: hook.command.clone(),
-                    timeout: hook.timeout.get(),
-                },
-            );
-        }
-        let signers = match &config.trust.allowed_signers_file {
-            Some(file) => Some(
-                AllowedSigners::load(file)
-                    .with_context(|| format!("trust.allowed_signers_file {}", file.display()))?,
-            ),
-            None => None,
-        };
-        let pinned: BTreeSet<String> = config.trust.pinned_principals.iter().cloned().collect();
-        let trust = TrustSettings {
-            signers,
-            signers_file: config.trust.allowed_signers_file.clone(),
-            pinned_principals: (!pinned.is_empty()).then_some(pinned),
-            initial_commit: config
-                .trust
-                .initial_commit
-                .as_deref()
-                .map(Oid::from_str)
-                .transpose()
-                .context("trust.initial_commit")?,
-            require_signed: config.trust.require_signed,
-            allow_force_push: config.allow_force_push,
-        };
-        if !trust.require_signed {
-            tracing::warn!(
-                "trust.require_signed is false: commits are applied without verification (local experiments only)"
-            );
-        }
+        let hooks = hook_specs(config);
+        let trust = trust_settings(config)?;
         let state_file = StateFile::open(&config.state_dir)?;
         let lock = StateLock::acquire(&config.state_dir)?;
         let source = Source::new(&config.repository, &config.state_dir);
@@ -182,19 +141,7 @@ impl Controller {
         );
         let status = Arc::new(Status::new(&config.node.name, &config.repository.branch));
         if let Some(state) = &applied {
-            status.update(|doc| {
-                doc.applied = Some(Applied {
-                    commit: state.commit.clone(),
-                    applied_at: state.applied_at.clone(),
-                    commit_time: state.commit_time,
-                });
-                // Until a reconcile says otherwise, targets are as the last apply left them.
-                doc.targets = materialise::in_sync_statuses(&state.outputs);
-            });
-            status
-                .metrics
-                .last_applied_commit_time
-                .set(state.commit_time);
+            show_last_apply(&status, state);
         }
         let poll = config.poll.interval.get();
         let sinks =
@@ -208,44 +155,8 @@ impl Controller {
             .with_sinks(sinks),
         );
         let identities = Arc::new(identities);
-        let grace = config.leases.revoke_grace.get();
-        // Like the journal, a lease store that cannot be opened (a read-only or full state
-        // disk) refuses what needs it, reported, rather than stopping the controller.
-        let (creds, creds_problem) = match LeaseStore::open(&config.state_dir) {
-            Ok(store) => match Creds::new(
-                store,
-                identities.clone(),
-                grace,
-                audit.clone(),
-                status.clone(),
-            ) {
-                Some(creds) => (Some(Arc::new(creds)), None),
-                None => (
-                    None,
-                    Some("database credentials need an identity to seal their passwords to; give identity_files".to_owned()),
-                ),
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "the lease store cannot be opened; outputs of database credentials are refused until it can");
-                (None, Some(format!("database credentials are unavailable: {e}")))
-            }
-        };
-        if let Some(creds) = &creds {
-            creds.publish();
-        }
-        let loaded = config
-            .identity_files
-            .iter()
-            .map(|file| {
-                let mut draft = RecordDraft::new(Event::KeyLoaded, AuditOutcome::Ok);
-                draft.path = Some(file.display().to_string());
-                draft
-            })
-            .collect();
-        if let Err(e) = audit.record(loaded) {
-            // Every reconcile is refused for the same reason until the journal can be written.
-            tracing::error!(error = %e, "cannot record the identities loaded");
-        }
+        let (creds, creds_problem) = open_creds(config, &identities, &audit, &status);
+        record_keys_loaded(config, &audit);
         // The trail goes where the applied commit's configuration sends it, from the start: a
         // push before the first apply uses it too, and /status says so while records wait.
         if let Some(branch) = applied
@@ -756,6 +667,135 @@ fn applied_audit_branch(source: &Source, commit: &str) -> Option<String> {
 }
 
 use sealops_core::clock::now_rfc3339;
+
+/// Every identity of `config.identity_files`, each named in its error.
+fn load_identities(config: &ControllerConfig) -> anyhow::Result<IdentitySet> {
+    let mut identities = IdentitySet::new();
+    for file in &config.identity_files {
+        identities.extend(
+            IdentitySet::load(file)
+                .with_context(|| format!("loading identity file {}", file.display()))?,
+        );
+    }
+    Ok(identities)
+}
+
+/// The local allow-list of hooks.
+fn hook_specs(config: &ControllerConfig) -> BTreeMap<String, HookSpec> {
+    config
+        .hooks
+        .iter()
+        .map(|(name, hook)| {
+            (
+                name.clone(),
+                HookSpec {
+                    command: hook.command.clone(),
+                    timeout: hook.timeout.get(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Whose signatures count, from the local configuration.
+fn trust_settings(config: &ControllerConfig) -> anyhow::Result<TrustSettings> {
+    let signers = match &config.trust.allowed_signers_file {
+        Some(file) => Some(
+            AllowedSigners::load(file)
+                .with_context(|| format!("trust.allowed_signers_file {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let pinned: BTreeSet<String> = config.trust.pinned_principals.iter().cloned().collect();
+    let trust = TrustSettings {
+        signers,
+        signers_file: config.trust.allowed_signers_file.clone(),
+        pinned_principals: (!pinned.is_empty()).then_some(pinned),
+        initial_commit: config
+            .trust
+            .initial_commit
+            .as_deref()
+            .map(Oid::from_str)
+            .transpose()
+            .context("trust.initial_commit")?,
+        require_signed: config.trust.require_signed,
+        allow_force_push: config.allow_force_push,
+    };
+    if !trust.require_signed {
+        tracing::warn!(
+            "trust.require_signed is false: commits are applied without verification (local experiments only)"
+        );
+    }
+    Ok(trust)
+}
+
+/// `/status` and the metrics as the last apply left them, until a reconcile says otherwise.
+fn show_last_apply(status: &Status, state: &AppliedState) {
+    status.update(|doc| {
+        doc.applied = Some(Applied {
+            commit: state.commit.clone(),
+            applied_at: state.applied_at.clone(),
+            commit_time: state.commit_time,
+        });
+        doc.targets = materialise::in_sync_statuses(&state.outputs);
+    });
+    status
+        .metrics
+        .last_applied_commit_time
+        .set(state.commit_time);
+}
+
+/// The credentials front door, or why database credentials are unavailable. Like the journal,
+/// a lease store that cannot be opened (a read-only or full state disk) refuses what needs it,
+/// reported, rather than stopping the controller.
+fn open_creds(
+    config: &ControllerConfig,
+    identities: &Arc<IdentitySet>,
+    audit: &Arc<Audit>,
+    status: &Arc<Status>,
+) -> (Option<Arc<Creds>>, Option<String>) {
+    let grace = config.leases.revoke_grace.get();
+    let (creds, problem) = match LeaseStore::open(&config.state_dir) {
+        Ok(store) => match Creds::new(
+            store,
+            identities.clone(),
+            grace,
+            audit.clone(),
+            status.clone(),
+        ) {
+            Some(creds) => (Some(Arc::new(creds)), None),
+            None => (
+                None,
+                Some("database credentials need an identity to seal their passwords to; give identity_files".to_owned()),
+            ),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "the lease store cannot be opened; outputs of database credentials are refused until it can");
+            (None, Some(format!("database credentials are unavailable: {e}")))
+        }
+    };
+    if let Some(creds) = &creds {
+        creds.publish();
+    }
+    (creds, problem)
+}
+
+/// Journals which identity files were loaded. A failure is logged: every reconcile is then
+/// refused for the same reason until the journal can be written.
+fn record_keys_loaded(config: &ControllerConfig, audit: &Audit) {
+    let loaded = config
+        .identity_files
+        .iter()
+        .map(|file| {
+            let mut draft = RecordDraft::new(Event::KeyLoaded, AuditOutcome::Ok);
+            draft.path = Some(file.display().to_string());
+            draft
+        })
+        .collect();
+    if let Err(e) = audit.record(loaded) {
+        tracing::error!(error = %e, "cannot record the identities loaded");
+    }
+}
 
 /// The audit record of a refusal: a decision about the repository's content (not a failure
 /// of this machine, such as a fetch or the journal itself).
