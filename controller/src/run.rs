@@ -840,67 +840,13 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     );
 
     if options.once {
-        if controller.source().is_remote() {
-            controller.fetch().await;
-        }
-        let controller = tokio::task::spawn_blocking(move || {
-            controller.reconcile(true);
-            controller
-        })
-        .await?;
-        // Leases due for revocation (expired, replaced past their grace, dropped) are revoked;
-        // nothing is renewed or rotated, since no reconcile would follow to write the outputs.
-        if let Some(creds) = controller.creds() {
-            creds.revoke_due_now().await;
-        }
-        let controller = tokio::task::spawn_blocking(move || {
-            // Best effort: what cannot be pushed now stays journalled for the next run.
-            let _ =
-                Controller::push_audit(controller.audit(), controller.source(), &controller.status);
-            controller
-        })
-        .await?;
-        // The status document on stdout: what `--once` did and why, for scripts and CI. An
-        // audit sink on stdout keeps stdout to audit lines alone: the document goes to stderr.
-        let mut doc = serde_json::to_string_pretty(&controller.status.snapshot())?;
-        doc.push('\n');
-        use std::io::Write as _;
-        if config.audit.sinks.contains(&AuditSink::Stdout(true)) {
-            let _ = std::io::stderr().write_all(doc.as_bytes());
-        } else {
-            let _ = std::io::stdout().write_all(doc.as_bytes());
-        }
-        return Ok(controller.in_sync());
+        return run_once(controller, &config).await;
     }
 
     let shutdown = Arc::new(Notify::new());
     let mut servers = Vec::new();
     if let Some(http) = &config.http {
-        let listener = tokio::net::TcpListener::bind(&http.listen)
-            .await
-            .with_context(|| format!("http.listen {}", http.listen))?;
-        tracing::info!(address = %listener.local_addr()?, "HTTP listening");
-        let webhook_secret = match &http.webhook_secret_file {
-            Some(file) => Some(zeroize::Zeroizing::new(
-                std::fs::read_to_string(file)
-                    .with_context(|| format!("http.webhook_secret_file {}", file.display()))?
-                    .trim()
-                    .as_bytes()
-                    .to_vec(),
-            )),
-            None => None,
-        };
-        let state = crate::http::HttpState {
-            status: status.clone(),
-            webhook_secret,
-            trigger: trigger.clone(),
-        };
-        let stop = shutdown.clone();
-        servers.push(tokio::spawn(crate::http::serve(
-            listener,
-            state,
-            async move { stop.notified().await },
-        )));
+        servers.push(serve_http(http, &status, &trigger, &shutdown).await?);
     }
     let _watcher = match controller.source().watch_dirs()? {
         dirs if dirs.is_empty() => None,
@@ -913,35 +859,13 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     let push_now = Arc::new(Notify::new());
     // notify_one keeps a permit: the pusher sees the stop even if it was pushing just then.
     let stop_pusher = Arc::new(Notify::new());
-    let pusher = {
-        let audit = controller.audit().clone();
-        let source = controller.source().clone();
-        let status = status.clone();
-        let push_now = push_now.clone();
-        let stop = stop_pusher.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(push_interval) => {}
-                    _ = push_now.notified() => {}
-                    _ = stop.notified() => break,
-                }
-                let (audit, source, status) = (audit.clone(), source.clone(), status.clone());
-                let pushed = tokio::task::spawn_blocking(move || {
-                    Controller::push_audit(&audit, &source, &status)
-                })
-                .await;
-                if !matches!(pushed, Ok(Ok(_))) {
-                    // A failed push is retried at the next interval, not on every reconcile
-                    // that finds the batch still full.
-                    tokio::select! {
-                        _ = tokio::time::sleep(push_interval) => {}
-                        _ = stop.notified() => break,
-                    }
-                }
-            }
-        })
-    };
+    let pusher = spawn_pusher(
+        &controller,
+        &status,
+        push_interval,
+        push_now.clone(),
+        stop_pusher.clone(),
+    );
 
     // Leases and rotations beside the reconcile loop; its changes wake the loop.
     let stop_leases = Arc::new(Notify::new());
@@ -1035,6 +959,110 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     })
     .await?;
     Ok(controller.in_sync())
+}
+
+/// `run --once`: one reconcile, due revocations, a push, and the status document.
+async fn run_once(mut controller: Controller, config: &ControllerConfig) -> anyhow::Result<bool> {
+    if controller.source().is_remote() {
+        controller.fetch().await;
+    }
+    let controller = tokio::task::spawn_blocking(move || {
+        controller.reconcile(true);
+        controller
+    })
+    .await?;
+    // Leases due for revocation (expired, replaced past their grace, dropped) are revoked;
+    // nothing is renewed or rotated, since no reconcile would follow to write the outputs.
+    if let Some(creds) = controller.creds() {
+        creds.revoke_due_now().await;
+    }
+    let controller = tokio::task::spawn_blocking(move || {
+        // Best effort: what cannot be pushed now stays journalled for the next run.
+        let _ = Controller::push_audit(controller.audit(), controller.source(), &controller.status);
+        controller
+    })
+    .await?;
+    // The status document on stdout: what `--once` did and why, for scripts and CI. An
+    // audit sink on stdout keeps stdout to audit lines alone: the document goes to stderr.
+    let mut doc = serde_json::to_string_pretty(&controller.status.snapshot())?;
+    doc.push('\n');
+    use std::io::Write as _;
+    if config.audit.sinks.contains(&AuditSink::Stdout(true)) {
+        let _ = std::io::stderr().write_all(doc.as_bytes());
+    } else {
+        let _ = std::io::stdout().write_all(doc.as_bytes());
+    }
+    Ok(controller.in_sync())
+}
+
+/// Binds `http.listen` and serves status, metrics and the webhook until `shutdown`.
+async fn serve_http(
+    http: &sealops_core::controller_config::Http,
+    status: &Arc<Status>,
+    trigger: &Arc<Notify>,
+    shutdown: &Arc<Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(&http.listen)
+        .await
+        .with_context(|| format!("http.listen {}", http.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+    let webhook_secret = match &http.webhook_secret_file {
+        Some(file) => Some(zeroize::Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("http.webhook_secret_file {}", file.display()))?
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        )),
+        None => None,
+    };
+    let state = crate::http::HttpState {
+        status: status.clone(),
+        webhook_secret,
+        trigger: trigger.clone(),
+    };
+    let stop = shutdown.clone();
+    Ok(tokio::spawn(crate::http::serve(
+        listener,
+        state,
+        async move { stop.notified().await },
+    )))
+}
+
+/// Pushes the audit journal every `push_interval`, or at once on `push_now`, until `stop`; a
+/// failed push waits a whole interval before the next try.
+fn spawn_pusher(
+    controller: &Controller,
+    status: &Arc<Status>,
+    push_interval: Duration,
+    push_now: Arc<Notify>,
+    stop: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    let audit = controller.audit().clone();
+    let source = controller.source().clone();
+    let status = status.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(push_interval) => {}
+                _ = push_now.notified() => {}
+                _ = stop.notified() => break,
+            }
+            let (audit, source, status) = (audit.clone(), source.clone(), status.clone());
+            let pushed = tokio::task::spawn_blocking(move || {
+                Controller::push_audit(&audit, &source, &status)
+            })
+            .await;
+            if !matches!(pushed, Ok(Ok(_))) {
+                // A failed push is retried at the next interval, not on every reconcile
+                // that finds the batch still full.
+                tokio::select! {
+                    _ = tokio::time::sleep(push_interval) => {}
+                    _ = stop.notified() => break,
+                }
+            }
+        }
+    })
 }
 
 /// Renews, replaces and revokes leases and rotates static roles until `stop`, answering the
