@@ -497,60 +497,12 @@ impl Controller {
                 return (ReconcileOutcome::Failed, 0);
             }
         };
-        let metrics = &self.status.metrics;
-        metrics.outputs_written.inc_by(applied.written);
-        metrics.outputs_removed.inc_by(applied.removed);
-        let hooks_failed = applied
-            .problems
-            .iter()
-            .filter(|p| p.reason == crate::status::Reason::Hook)
-            .count() as u64;
-        for _ in 0..applied.hooks_run - hooks_failed {
-            Metrics::count(&metrics.hooks_run, "ok");
-        }
-        for _ in 0..hooks_failed {
-            Metrics::count(&metrics.hooks_run, "failed");
-        }
-        // The applied state changes in place: only the planned targets' entries (with 10,000
-        // outputs, copying the whole map on every reconcile was most of an incremental one).
-        self.engine
-            .owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .applied(self.applied.as_ref(), &plan);
-        let mut state = self.applied.take().unwrap_or_default();
-        let outputs_changed = !plan.dropped.is_empty()
-            || plan
-                .outputs
-                .iter()
-                .any(|(name, paths)| state.outputs.get(name) != Some(paths));
-        for name in &plan.dropped {
-            state.outputs.remove(name);
-        }
-        for (name, paths) in &plan.outputs {
-            state.outputs.insert(name.clone(), paths.clone());
-        }
-        state.commit = commit.to_string();
-        state.applied_at = now_rfc3339();
-        state.commit_time = plan.commit_time;
-        state.signers_from_repository = selection.signers_from_repository;
-        if let Err(e) = self.state_file.save(&state, outputs_changed) {
-            // The previous state is what the disk holds; the next reconcile starts from it
-            // (the outputs written meanwhile are rewritten or found in place).
-            self.applied = self.state_file.load().ok().flatten();
-            return failed(self, crate::status::Reason::Repository, e.to_string());
-        }
-        if plan.audit_branch == self.source.branch() {
-            tracing::error!(
-                branch = plan.audit_branch,
-                "audit.branch in .sealops/config.yaml names the synced branch; records keep going to {}",
-                self.engine.audit.branch()
-            );
-        } else {
-            self.engine.audit.set_branch(&plan.audit_branch);
-        }
-        self.engine.audit.set_applied(&state.commit);
-        self.status.report_audit(&self.engine.audit);
+        self.count_applied(&applied);
+        let state = match self.save_applied(&plan, commit, selection.signers_from_repository) {
+            Ok(state) => state,
+            Err(e) => return failed(self, crate::status::Reason::Repository, e),
+        };
+        self.follow_applied_audit_settings(&plan, &state.commit);
         if let Err(e) = self.source.pin_applied(&repo, commit) {
             tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
         }
@@ -560,22 +512,12 @@ impl Controller {
             commit_time: state.commit_time,
         };
         self.applied = Some(state);
-        if let Some(creds) = &self.engine.creds {
-            let planned: BTreeSet<String> = plan.outputs.keys().cloned().collect();
-            let applied_targets: BTreeSet<String> = self
-                .applied
-                .iter()
-                .flat_map(|state| state.outputs.keys().cloned())
-                .collect();
-            creds.applied(&planned, &applied_targets, &plan.leases);
-            creds.clean(&plan.credentials_rendered);
-            creds.set_applying(true);
-            creds.publish();
-        }
+        self.hand_applied_to_creds(&plan);
         self.refused_head = refusals
             .iter()
             .any(|r| r.reason != crate::status::Reason::Fetch)
             .then_some(head);
+        let metrics = &self.status.metrics;
         metrics.last_applied_commit_time.set(plan.commit_time);
         metrics
             .last_applied_time
@@ -608,6 +550,96 @@ impl Controller {
             ReconcileOutcome::Refused
         };
         (outcome, applied.written)
+    }
+
+    /// The counters of an apply: outputs written and removed, hooks run and failed.
+    fn count_applied(&self, applied: &materialise::ApplyReport) {
+        let metrics = &self.status.metrics;
+        metrics.outputs_written.inc_by(applied.written);
+        metrics.outputs_removed.inc_by(applied.removed);
+        let hooks_failed = applied
+            .problems
+            .iter()
+            .filter(|p| p.reason == crate::status::Reason::Hook)
+            .count() as u64;
+        for _ in 0..applied.hooks_run - hooks_failed {
+            Metrics::count(&metrics.hooks_run, "ok");
+        }
+        for _ in 0..hooks_failed {
+            Metrics::count(&metrics.hooks_run, "failed");
+        }
+    }
+
+    /// Records `plan` of `commit` as applied, on disk first. The applied state changes in
+    /// place: only the planned targets' entries (with 10,000 outputs, copying the whole map on
+    /// every reconcile was most of an incremental one). On a failed save the state is what the
+    /// disk holds; the next reconcile starts from it (the outputs written meanwhile are
+    /// rewritten or found in place).
+    fn save_applied(
+        &mut self,
+        plan: &materialise::Plan,
+        commit: Oid,
+        signers_from_repository: bool,
+    ) -> Result<AppliedState, String> {
+        self.engine
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .applied(self.applied.as_ref(), plan);
+        let mut state = self.applied.take().unwrap_or_default();
+        let outputs_changed = !plan.dropped.is_empty()
+            || plan
+                .outputs
+                .iter()
+                .any(|(name, paths)| state.outputs.get(name) != Some(paths));
+        for name in &plan.dropped {
+            state.outputs.remove(name);
+        }
+        for (name, paths) in &plan.outputs {
+            state.outputs.insert(name.clone(), paths.clone());
+        }
+        state.commit = commit.to_string();
+        state.applied_at = now_rfc3339();
+        state.commit_time = plan.commit_time;
+        state.signers_from_repository = signers_from_repository;
+        if let Err(e) = self.state_file.save(&state, outputs_changed) {
+            self.applied = self.state_file.load().ok().flatten();
+            return Err(e.to_string());
+        }
+        Ok(state)
+    }
+
+    /// The applied commit says where the trail goes and which audit keys are registered.
+    fn follow_applied_audit_settings(&self, plan: &materialise::Plan, commit: &str) {
+        if plan.audit_branch == self.source.branch() {
+            tracing::error!(
+                branch = plan.audit_branch,
+                "audit.branch in .sealops/config.yaml names the synced branch; records keep going to {}",
+                self.engine.audit.branch()
+            );
+        } else {
+            self.engine.audit.set_branch(&plan.audit_branch);
+        }
+        self.engine.audit.set_applied(commit);
+        self.status.report_audit(&self.engine.audit);
+    }
+
+    /// Tells the credentials front door which targets are applied and which leases and
+    /// credentials their outputs now hold.
+    fn hand_applied_to_creds(&self, plan: &materialise::Plan) {
+        let Some(creds) = &self.engine.creds else {
+            return;
+        };
+        let planned: BTreeSet<String> = plan.outputs.keys().cloned().collect();
+        let applied_targets: BTreeSet<String> = self
+            .applied
+            .iter()
+            .flat_map(|state| state.outputs.keys().cloned())
+            .collect();
+        creds.applied(&planned, &applied_targets, &plan.leases);
+        creds.clean(&plan.credentials_rendered);
+        creds.set_applying(true);
+        creds.publish();
     }
 
     fn finish_without_apply(
