@@ -448,8 +448,8 @@ mod tests {
             }
         }
 
-        /// A chain whose branch holds one batch of one record.
-        fn with_one_batch() -> (Self, Appended) {
+        /// A chain whose branch holds one batch of one record, and that commit's tree.
+        fn with_one_batch() -> (Self, Oid) {
             let mut chain = Self::new();
             let batch = vec![
                 chain
@@ -460,7 +460,12 @@ mod tests {
             let appended = append_commit(&chain.repo, None, "c1", &chain.public, None, &batch)
                 .expect("commits")
                 .expect("something new");
-            (chain, appended)
+            let tree = chain
+                .repo
+                .find_commit(appended.commit)
+                .map(|c| c.tree_id())
+                .expect("the commit");
+            (chain, tree)
         }
     }
 
@@ -552,16 +557,12 @@ mod tests {
             Chain {
                 _dir,
                 repo,
-                public: _,
                 registry,
-                log: _,
+                ..
             },
-            first,
+            tree,
         ) = Chain::with_one_batch();
-        let tree = repo
-            .find_commit(first.commit)
-            .and_then(|c| c.tree())
-            .expect("tree");
+        let tree = repo.find_tree(tree).expect("tree");
 
         let small = repo.blob(b"x").expect("blob");
         let huge = repo
@@ -570,7 +571,9 @@ mod tests {
         let mut update = git2::build::TreeUpdateBuilder::new();
         update.upsert("audit/link.jsonl", small, git2::FileMode::Link);
         update.upsert("audit/run.jsonl", small, git2::FileMode::BlobExecutable);
-        update.upsert("audit/trails/ghost", first.commit, git2::FileMode::Commit);
+        // A submodule entry names a commit of another repository; any id will do.
+        let elsewhere = Oid::from_bytes(&[7; 20]).expect("an id");
+        update.upsert("audit/trails/ghost", elsewhere, git2::FileMode::Commit);
         let fake_key = format!("audit/trails/c1/{}/key.pub", "0".repeat(32));
         update.upsert(&fake_key, huge, git2::FileMode::Blob);
         let with_entries = update.create_updated(&repo, &tree).expect("tree");
@@ -679,15 +682,13 @@ mod tests {
             Chain {
                 _dir,
                 repo,
-                public: _,
                 registry,
-                log: _,
+                ..
             },
-            genuine,
+            tree,
         ) = Chain::with_one_batch();
         let audit = repo
-            .find_commit(genuine.commit)
-            .and_then(|c| c.tree())
+            .find_tree(tree)
             .expect("tree")
             .get_name("audit")
             .expect("audit")
@@ -738,16 +739,12 @@ mod tests {
             Chain {
                 _dir,
                 repo,
-                public: _,
                 registry,
-                log: _,
+                ..
             },
-            genuine,
+            tree,
         ) = Chain::with_one_batch();
-        let tree = repo
-            .find_commit(genuine.commit)
-            .and_then(|c| c.tree())
-            .expect("tree");
+        let tree = repo.find_tree(tree).expect("tree");
         let mallory = AuditKeys::parse(&"cd".repeat(64))
             .expect("keys")
             .public_key();
