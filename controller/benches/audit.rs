@@ -47,6 +47,32 @@ fn fsync_limit(dir: &Path) -> Duration {
     start.elapsed() / runs
 }
 
+/// A controller's audit trail (`name`, state in `dir/name`) pushing to a new bare repository
+/// `dir/name.git` over file://.
+fn pushing_to_a_new_remote(dir: &Path, name: &str) -> (Audit, Source) {
+    let remote = dir.join(format!("{name}.git"));
+    std::fs::create_dir_all(&remote).expect("remote");
+    let status = Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .current_dir(&remote)
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let state = dir.join(name);
+    std::fs::create_dir_all(&state).expect("state");
+    let source = Source::new(
+        &RepositorySource {
+            path: None,
+            url: Some(format!("file://{}", remote.display())),
+            branch: "main".to_owned(),
+            token_file: None,
+            ssh_key_file: None,
+        },
+        &state,
+    );
+    (Audit::open(&state, name, name), source)
+}
+
 fn main() {
     let dir =
         tempfile::tempdir_in(std::env::var_os("CARGO_TARGET_TMPDIR").unwrap_or_else(|| ".".into()))
@@ -78,27 +104,7 @@ fn main() {
         );
     }
 
-    let remote = dir.path().join("remote.git");
-    std::fs::create_dir_all(&remote).expect("remote");
-    let status = Command::new("git")
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .current_dir(&remote)
-        .status()
-        .expect("git runs");
-    assert!(status.success());
-    let state = dir.path().join("pushing");
-    std::fs::create_dir_all(&state).expect("state");
-    let source = Source::new(
-        &RepositorySource {
-            path: None,
-            url: Some(format!("file://{}", remote.display())),
-            branch: "main".to_owned(),
-            token_file: None,
-            ssh_key_file: None,
-        },
-        &state,
-    );
-    let audit = Audit::open(&state, "bench", "bench");
+    let (audit, source) = pushing_to_a_new_remote(dir.path(), "bench");
     let total = 20_000;
     let start = Instant::now();
     let mut pushes = 0;
@@ -121,27 +127,7 @@ fn main() {
 
     // A busy day: 100 pushes of 1,000 records each, all on one day. Each push adds one batch
     // file and rewrites none, so the 100th push should cost what the first did.
-    let remote = dir.path().join("busy.git");
-    std::fs::create_dir_all(&remote).expect("remote");
-    let status = Command::new("git")
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .current_dir(&remote)
-        .status()
-        .expect("git runs");
-    assert!(status.success());
-    let state = dir.path().join("busy");
-    std::fs::create_dir_all(&state).expect("state");
-    let source = Source::new(
-        &RepositorySource {
-            path: None,
-            url: Some(format!("file://{}", remote.display())),
-            branch: "main".to_owned(),
-            token_file: None,
-            ssh_key_file: None,
-        },
-        &state,
-    );
-    let audit = Audit::open(&state, "busy", "busy");
+    let (audit, source) = pushing_to_a_new_remote(dir.path(), "busy");
     let mut push_times = Vec::with_capacity(100);
     for push in 0..100usize {
         for group in 0..10 {
