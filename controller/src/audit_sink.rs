@@ -182,12 +182,7 @@ fn open_file(path: &Path) -> io::Result<File> {
     use nix::fcntl::{OFlag, openat};
     use nix::sys::stat::Mode;
     use std::path::Component;
-    let refused = |what: &str| {
-        io::Error::other(format!(
-            "{}: {what}; name the file by a path without symbolic links (links are not followed)",
-            path.display()
-        ))
-    };
+    let refused = |what: &str| io::Error::other(format!("{}: {what}", path.display()));
     let name = path.file_name().ok_or_else(|| refused("not a file name"))?;
     let parent = path.parent().ok_or_else(|| refused("not a file name"))?;
     if !path.is_absolute() {
@@ -202,7 +197,7 @@ fn open_file(path: &Path) -> io::Result<File> {
             Component::Normal(part) => {
                 dir = openat(&dir, part, directory, Mode::empty()).map_err(|e| match e {
                     nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => refused(&format!(
-                        "{} is a symbolic link or not a directory",
+                        "{} is a symbolic link or not a directory; name the file by a path without symbolic links (links are not followed)",
                         Path::new(part).display()
                     )),
                     e => io::Error::from(e),
