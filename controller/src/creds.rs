@@ -235,14 +235,12 @@ impl Creds {
 
     /// The `username` and `password` an output of `target` shows for `credentials`, from
     /// `connected`. Blocks on the runtime for database work (the plan runs on a blocking thread).
-    pub fn values(
+    pub async fn obtain(
         &self,
         target: &str,
         credentials: &Credentials,
         connected: &Arc<Connected>,
     ) -> Result<(Values, Option<String>), String> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| "database credentials need the controller's runtime".to_owned())?;
         match credentials.kind {
             CredentialKind::Dynamic => {
                 let role = connected
@@ -250,8 +248,9 @@ impl Creds {
                     .dynamic_role(&credentials.role)
                     .ok_or_else(|| format!("{} is not a dynamic role", credentials.path()))?
                     .clone();
-                let (username, password, id) =
-                    runtime.block_on(self.current_lease(target, connected, credentials, &role))?;
+                let (username, password, id) = self
+                    .current_lease(target, connected, credentials, &role)
+                    .await?;
                 Ok((pair(username, password), Some(id)))
             }
             CredentialKind::Static => {
@@ -260,8 +259,9 @@ impl Creds {
                     .static_role(&credentials.role)
                     .ok_or_else(|| format!("{} is not a static role", credentials.path()))?
                     .clone();
-                let (username, password) =
-                    runtime.block_on(self.current_static(connected, &credentials.path(), &role))?;
+                let (username, password) = self
+                    .current_static(connected, &credentials.path(), &role)
+                    .await?;
                 Ok((pair(username, password), None))
             }
         }

@@ -4,8 +4,8 @@
 //! - [`run`] drives everything: [`run::Controller::reconcile`] is one level-triggered
 //!   reconcile; [`run::run`] is the loop with its triggers, HTTP server and shutdown.
 //! - [`desired`] chooses the commit to apply (the newest authorised one).
-//! - [`materialise`] plans a commit (policy, paths, hooks, decryption, rendering) and applies
-//!   the plan; [`output`] writes one file safely under the allowed roots; [`hooks`] runs an
+//! - [`plan`] plans a commit in named stages (targets, checks, decryption, credentials,
+//!   rendering); [`materialise`] applies the plan; [`output`] writes one file safely under the allowed roots; [`hooks`] runs an
 //!   allowed hook.
 //! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
 //!   commit; [`status`] and [`http`] report.
@@ -28,6 +28,7 @@ pub mod http;
 pub mod leases;
 pub mod materialise;
 pub mod output;
+pub mod plan;
 pub mod revoke;
 pub mod rotation;
 pub mod run;

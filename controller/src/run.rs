@@ -457,7 +457,7 @@ impl Controller {
             self.engine.cache.new_generation();
         }
         let plan =
-            match materialise::plan(&self.engine, &trees, commit, self.applied.as_ref(), full) {
+            match crate::plan::plan(&self.engine, &trees, commit, self.applied.as_ref(), full) {
                 Ok(plan) => {
                     if full {
                         // Every session still needed was opened in this generation.
@@ -577,7 +577,7 @@ impl Controller {
     /// rewritten or found in place).
     fn save_applied(
         &mut self,
-        plan: &materialise::Plan,
+        plan: &crate::plan::Plan,
         commit: Oid,
         signers_from_repository: bool,
     ) -> Result<AppliedState, String> {
@@ -610,7 +610,7 @@ impl Controller {
     }
 
     /// The applied commit says where the trail goes and which audit keys are registered.
-    fn follow_applied_audit_settings(&self, plan: &materialise::Plan, commit: &str) {
+    fn follow_applied_audit_settings(&self, plan: &crate::plan::Plan, commit: &str) {
         if plan.audit_branch == self.source.branch() {
             tracing::error!(
                 branch = plan.audit_branch,
@@ -626,7 +626,7 @@ impl Controller {
 
     /// Tells the credentials front door which targets are applied and which leases and
     /// credentials their outputs now hold.
-    fn hand_applied_to_creds(&self, plan: &materialise::Plan) {
+    fn hand_applied_to_creds(&self, plan: &crate::plan::Plan) {
         let Some(creds) = &self.engine.creds else {
             return;
         };
