@@ -1,14 +1,32 @@
 //! `sealops-controller check-config`: the configuration parses, and everything it names is
 //! usable on this machine.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use sealops_core::controller_config::ControllerConfig;
+use sealops_core::controller_config::{
+    AuditRequire, AuditSettings, AuditSink, ControllerConfig, Hook, Http,
+};
 
 use crate::output::OutputRoots;
 
 /// Every problem with `config` on this machine (empty when it is ready to run).
 pub fn problems(config: &ControllerConfig) -> Vec<String> {
+    let mut problems = local_path_problems(config);
+    problems.extend(hook_problems(&config.hooks));
+    if let Some(http) = &config.http {
+        problems.extend(http_problems(http));
+    }
+    problems.extend(crate::api::problems(&config.api, &config.state_dir));
+    problems.extend(audit_sink_problems(&config.audit));
+    problems.extend(repository_problems(config));
+    problems.extend(trust_problems(config));
+    problems
+}
+
+/// The identity files, output roots, allowed_signers file, local repository and state
+/// directory the configuration names.
+fn local_path_problems(config: &ControllerConfig) -> Vec<String> {
     let mut problems = Vec::new();
     for file in &config.identity_files {
         if let Err(e) = sealops_core::keys::IdentitySet::load(file) {
@@ -38,7 +56,12 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
             config.state_dir.display()
         ));
     }
-    for (name, hook) in &config.hooks {
+    problems
+}
+
+fn hook_problems(hooks: &BTreeMap<String, Hook>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, hook) in hooks {
         let program = Path::new(&hook.command[0]);
         let found = if program.is_absolute() {
             program.is_file()
@@ -54,41 +77,53 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
             ));
         }
     }
-    if let Some(http) = &config.http {
-        if http.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(format!(
-                "http.listen: {:?} is not an address like 127.0.0.1:9750",
-                http.listen
-            ));
-        }
-        if let Some(file) = &http.webhook_secret_file {
-            match std::fs::read_to_string(file) {
-                Err(e) => {
-                    problems.push(format!("http.webhook_secret_file: {}: {e}", file.display()))
-                }
-                Ok(text) if text.trim().is_empty() => problems.push(format!(
-                    "http.webhook_secret_file: {} is empty; anyone could sign a webhook with an empty key",
-                    file.display()
-                )),
-                Ok(_) => {}
-            }
+    problems
+}
+
+fn http_problems(http: &Http) -> Vec<String> {
+    let mut problems = Vec::new();
+    if http.listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!(
+            "http.listen: {:?} is not an address like 127.0.0.1:9750",
+            http.listen
+        ));
+    }
+    if let Some(file) = &http.webhook_secret_file {
+        match std::fs::read_to_string(file) {
+            Err(e) => problems.push(format!("http.webhook_secret_file: {}: {e}", file.display())),
+            Ok(text) if text.trim().is_empty() => problems.push(format!(
+                "http.webhook_secret_file: {} is empty; anyone could sign a webhook with an empty key",
+                file.display()
+            )),
+            Ok(_) => {}
         }
     }
-    problems.extend(crate::api::problems(&config.api, &config.state_dir));
-    for sink in &config.audit.sinks {
-        if let sealops_core::controller_config::AuditSink::File(path) = sink
+    problems
+}
+
+fn audit_sink_problems(audit: &AuditSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    for sink in &audit.sinks {
+        if let AuditSink::File(path) = sink
             && let Err(e) = crate::audit_sink::check_file(path)
         {
             problems.push(format!(
                 "audit.sinks: {e}{}",
-                match config.audit.require {
-                    sealops_core::controller_config::AuditRequire::All =>
+                match audit.require {
+                    AuditRequire::All =>
                         "; with audit.require: all every action is refused until it can be written",
                     _ => "; records would not reach this sink",
                 }
             ));
         }
     }
+    problems
+}
+
+/// Fetching the remote, its credentials, and the pinned initial commit in the local
+/// repository.
+fn repository_problems(config: &ControllerConfig) -> Vec<String> {
+    let mut problems = Vec::new();
     if config.repository.url.is_some()
         && std::process::Command::new("git")
             .arg("--version")
@@ -122,6 +157,13 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
             path.display()
         ));
     }
+    problems
+}
+
+/// Trust settings that parse, but leave a fresh state directory applying nothing or let
+/// commits through with less checking than production needs.
+fn trust_problems(config: &ControllerConfig) -> Vec<String> {
+    let mut problems = Vec::new();
     if config.trust.require_signed
         && config.trust.initial_commit.is_none()
         && config.trust.pinned_principals.is_empty()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use git2::{Oid, Repository, Tree};
-use sealops_core::authz::{Bootstrap, Clock, ViolationKind, authorise_range_in};
+use sealops_core::authz::{Bootstrap, Clock, RangeReport, ViolationKind, authorise_range_in};
 use sealops_core::gittree::Trees;
 use sealops_core::repo::SIGNERS_FILE;
 use sealops_core::signing::AllowedSigners;
@@ -122,35 +122,11 @@ fn select_inner(
     now: i64,
 ) -> Result<Selection, Refusal> {
     let repo = trees.repo();
-    let descends = |from: Oid| -> bool {
-        from == head || repo.graph_descendant_of(head, from).unwrap_or(false)
-    };
-    let (base, base_from_repository, apply_base) = match applied {
-        Some(previous)
-            if repo.find_commit(previous.commit).is_ok() && descends(previous.commit) =>
-        {
-            (previous.commit, previous.signers_from_repository, false)
-        }
-        Some(previous) if !trust.allow_force_push || trust.initial_commit.is_none() => {
-            return Err(refusal(
-                Some(head),
-                None,
-                Reason::ForcePush,
-                if trust.allow_force_push {
-                    format!(
-                        "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. allow_force_push re-judges a new history only from trust.initial_commit, which is not set: restore the history, or add `initial_commit: <a reviewed commit of the new history>` under trust: in the local configuration",
-                        previous.commit
-                    )
-                } else {
-                    format!(
-                        "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. Restore the history, or set allow_force_push: true (with trust.initial_commit) in the local configuration to judge the new history from the trust anchor",
-                        previous.commit
-                    )
-                },
-            ));
-        }
-        _ => (anchor(repo, trust, head)?, false, true),
-    };
+    let Start {
+        commit: base,
+        signers_from_repository: base_from_repository,
+        apply: apply_base,
+    } = starting_point(repo, trust, applied, head)?;
     if !trust.require_signed {
         // Local experiments only (check-config warns): the head is taken as it is.
         return Ok(Selection {
@@ -195,81 +171,9 @@ fn select_inner(
             format!("cannot judge {base}..{head}: {e}"),
         )
     })?;
-    let refusals: Vec<Refusal> = report
-        .violations()
-        .map(|v| {
-            refusal(
-                Some(v.commit),
-                v.path.clone(),
-                reason_of(&v.kind),
-                v.to_string(),
-            )
-        })
-        .collect();
-    // Per commit of the range, in its topological order: whether it descends from the base,
-    // and the paths refused ancestors touched (they must be as in the base for it to be
-    // applied). One pass, rather than a graph walk per candidate and refused commit.
-    let mut descends: HashMap<Oid, bool> = HashMap::new();
-    let mut tainted: HashMap<Oid, Rc<BTreeSet<String>>> = HashMap::new();
-    let violating: HashMap<Oid, Vec<&String>> = report
-        .commits
-        .iter()
-        .filter(|c| !c.violations.is_empty())
-        .map(|c| (c.commit, c.changes.iter().map(|ch| &ch.path).collect()))
-        .collect();
-    for commit in &report.commits {
-        let mut from_base = false;
-        let mut paths: Option<Rc<BTreeSet<String>>> = None;
-        for parent in &commit.parents {
-            from_base |= *parent == base || descends.get(parent).copied().unwrap_or(false);
-            let Some(inherited) = tainted.get(parent) else {
-                continue;
-            };
-            let extra: Vec<&String> = violating.get(parent).cloned().unwrap_or_default();
-            paths = Some(match paths {
-                None if extra.is_empty() => inherited.clone(),
-                current => {
-                    let mut set: BTreeSet<String> = current.as_deref().cloned().unwrap_or_default();
-                    set.extend(inherited.iter().cloned());
-                    set.extend(extra.into_iter().cloned());
-                    Rc::new(set)
-                }
-            });
-        }
-        descends.insert(commit.commit, from_base);
-        tainted.insert(commit.commit, paths.unwrap_or_default());
-    }
-
-    // Newest first along the first-parent chain down to the base. Only descendants of the base
-    // are candidates: a merge whose first parent is older than the base (or off to the side)
-    // must not lead the walk to a commit that would roll the outputs back.
-    let mut candidate = head;
-    let chosen = loop {
-        if candidate == base || !descends.get(&candidate).copied().unwrap_or(false) {
-            break None;
-        }
-        if !violating.contains_key(&candidate) {
-            let tree = repo
-                .find_commit(candidate)
-                .and_then(|c| c.tree())
-                .map_err(|e| git_refusal("a tree", e))?;
-            let clean = tainted.get(&candidate).is_none_or(|paths| {
-                paths
-                    .iter()
-                    .all(|p| entry(&tree, p) == entry(&base_tree, p))
-            });
-            if clean {
-                break Some(candidate);
-            }
-        }
-        let commit = repo
-            .find_commit(candidate)
-            .map_err(|e| git_refusal("a commit", e))?;
-        match commit.parent_ids().next() {
-            Some(parent) => candidate = parent,
-            None => break None,
-        }
-    };
+    let refusals = range_refusals(&report);
+    let ancestry = Ancestry::of(&report, base);
+    let chosen = newest_applicable(repo, head, base, &base_tree, &ancestry)?;
     let signers_from_repository = match chosen {
         Some(commit) => {
             let tree = repo
@@ -285,6 +189,164 @@ fn select_inner(
         signers_from_repository,
         refusals,
     })
+}
+
+/// Where judging starts: the applied commit while the branch descends from it, otherwise the
+/// trust anchor.
+struct Start {
+    commit: Oid,
+    /// Whether the repository's allowed_signers is in force at `commit`.
+    signers_from_repository: bool,
+    /// `commit` was not applied before (it is the anchor): it is applied when nothing newer is.
+    apply: bool,
+}
+
+fn starting_point(
+    repo: &Repository,
+    trust: &TrustSettings,
+    applied: Option<Applied>,
+    head: Oid,
+) -> Result<Start, Refusal> {
+    let descends = |from: Oid| -> bool {
+        from == head || repo.graph_descendant_of(head, from).unwrap_or(false)
+    };
+    match applied {
+        Some(previous)
+            if repo.find_commit(previous.commit).is_ok() && descends(previous.commit) =>
+        {
+            Ok(Start {
+                commit: previous.commit,
+                signers_from_repository: previous.signers_from_repository,
+                apply: false,
+            })
+        }
+        Some(previous) if !trust.allow_force_push || trust.initial_commit.is_none() => {
+            Err(refusal(
+                Some(head),
+                None,
+                Reason::ForcePush,
+                if trust.allow_force_push {
+                    format!(
+                        "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. allow_force_push re-judges a new history only from trust.initial_commit, which is not set: restore the history, or add `initial_commit: <a reviewed commit of the new history>` under trust: in the local configuration",
+                        previous.commit
+                    )
+                } else {
+                    format!(
+                        "the branch head {head} does not descend from the applied commit {}: the history was rewritten (force-push); outputs stay as they are. Restore the history, or set allow_force_push: true (with trust.initial_commit) in the local configuration to judge the new history from the trust anchor",
+                        previous.commit
+                    )
+                },
+            ))
+        }
+        _ => Ok(Start {
+            commit: anchor(repo, trust, head)?,
+            signers_from_repository: false,
+            apply: true,
+        }),
+    }
+}
+
+fn range_refusals(report: &RangeReport) -> Vec<Refusal> {
+    report
+        .violations()
+        .map(|v| {
+            refusal(
+                Some(v.commit),
+                v.path.clone(),
+                reason_of(&v.kind),
+                v.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Per commit of the range, in its topological order: whether it descends from the base,
+/// and the paths refused ancestors touched (they must be as in the base for it to be
+/// applied). One pass, rather than a graph walk per candidate and refused commit.
+struct Ancestry<'r> {
+    descends: HashMap<Oid, bool>,
+    tainted: HashMap<Oid, Rc<BTreeSet<String>>>,
+    /// The refused commits, with the paths each changed.
+    violating: HashMap<Oid, Vec<&'r String>>,
+}
+
+impl<'r> Ancestry<'r> {
+    fn of(report: &'r RangeReport, base: Oid) -> Self {
+        let mut descends: HashMap<Oid, bool> = HashMap::new();
+        let mut tainted: HashMap<Oid, Rc<BTreeSet<String>>> = HashMap::new();
+        let violating: HashMap<Oid, Vec<&String>> = report
+            .commits
+            .iter()
+            .filter(|c| !c.violations.is_empty())
+            .map(|c| (c.commit, c.changes.iter().map(|ch| &ch.path).collect()))
+            .collect();
+        for commit in &report.commits {
+            let mut from_base = false;
+            let mut paths: Option<Rc<BTreeSet<String>>> = None;
+            for parent in &commit.parents {
+                from_base |= *parent == base || descends.get(parent).copied().unwrap_or(false);
+                let Some(inherited) = tainted.get(parent) else {
+                    continue;
+                };
+                let extra: Vec<&String> = violating.get(parent).cloned().unwrap_or_default();
+                paths = Some(match paths {
+                    None if extra.is_empty() => inherited.clone(),
+                    current => {
+                        let mut set: BTreeSet<String> =
+                            current.as_deref().cloned().unwrap_or_default();
+                        set.extend(inherited.iter().cloned());
+                        set.extend(extra.into_iter().cloned());
+                        Rc::new(set)
+                    }
+                });
+            }
+            descends.insert(commit.commit, from_base);
+            tainted.insert(commit.commit, paths.unwrap_or_default());
+        }
+        Self {
+            descends,
+            tainted,
+            violating,
+        }
+    }
+}
+
+/// Newest first along the first-parent chain down to the base. Only descendants of the base
+/// are candidates: a merge whose first parent is older than the base (or off to the side)
+/// must not lead the walk to a commit that would roll the outputs back.
+fn newest_applicable(
+    repo: &Repository,
+    head: Oid,
+    base: Oid,
+    base_tree: &Tree<'_>,
+    ancestry: &Ancestry<'_>,
+) -> Result<Option<Oid>, Refusal> {
+    let mut candidate = head;
+    loop {
+        if candidate == base || !ancestry.descends.get(&candidate).copied().unwrap_or(false) {
+            return Ok(None);
+        }
+        if !ancestry.violating.contains_key(&candidate) {
+            let tree = repo
+                .find_commit(candidate)
+                .and_then(|c| c.tree())
+                .map_err(|e| git_refusal("a tree", e))?;
+            let clean = ancestry
+                .tainted
+                .get(&candidate)
+                .is_none_or(|paths| paths.iter().all(|p| entry(&tree, p) == entry(base_tree, p)));
+            if clean {
+                return Ok(Some(candidate));
+            }
+        }
+        let commit = repo
+            .find_commit(candidate)
+            .map_err(|e| git_refusal("a commit", e))?;
+        match commit.parent_ids().next() {
+            Some(parent) => candidate = parent,
+            None => return Ok(None),
+        }
+    }
 }
 
 /// Records `now` for the commits of `base..head` not seen before, forgets commits outside the

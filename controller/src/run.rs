@@ -8,7 +8,7 @@
 //! reconcile in progress finish its writes before the process exits.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -887,42 +887,8 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
 
     // Audit records are pushed beside the reconcile loop: every push_interval, or as soon as
     // batch_size records wait.
-    let push_interval = config.audit.push_interval.get();
-    let push_now = Arc::new(Notify::new());
-    // notify_one keeps a permit: the pusher sees the stop even if it was pushing just then.
-    let stop_pusher = Arc::new(Notify::new());
-    let pusher = spawn_pusher(
-        &controller,
-        &status,
-        push_interval,
-        push_now.clone(),
-        stop_pusher.clone(),
-    );
-
-    // Leases and rotations beside the reconcile loop; its changes wake the loop.
-    let stop_leases = Arc::new(Notify::new());
-    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(16);
-    let creds_wake = controller
-        .creds()
-        .map(|c| c.wake.clone())
-        .unwrap_or_else(|| Arc::new(Notify::new()));
-    let lease_task = controller
-        .creds()
-        .cloned()
-        .map(|creds| tokio::spawn(lease_task(creds, commands_rx, stop_leases.clone())));
-    if let (true, Some(creds)) = (config.api.enabled, controller.creds()) {
-        let (listener, token) = crate::api::bind(&config.api, &config.state_dir).await?;
-        tracing::info!(address = %listener.local_addr()?, "lease API listening");
-        let state = crate::api::ApiState::new(creds.store.clone(), commands_tx, token);
-        let stop = shutdown.clone();
-        servers.push(tokio::spawn(crate::api::serve(
-            listener,
-            state,
-            async move { stop.notified().await },
-        )));
-    } else {
-        drop(commands_tx);
-    }
+    let pusher = spawn_pusher(&controller, &status, config.audit.push_interval.get());
+    let leases = start_leases(&controller, &config, &shutdown, &mut servers).await?;
 
     // Registered once, before the first reconcile, so a signal arriving mid-reconcile is kept
     // and handled as soon as that reconcile finished.
@@ -946,7 +912,7 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
         controller = returned;
         full = false;
         if controller.audit().waiting() >= config.audit.batch_size {
-            push_now.notify_one();
+            pusher.now.notify_one();
         }
         if this_full {
             next_resync = Instant::now() + resync;
@@ -966,24 +932,45 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
             }
             _ = tokio::time::sleep_until(poll_at) => { fetch_now = true; }
             _ = tokio::time::sleep_until(next_resync.into()) => { full = true; fetch_now = true; }
-            _ = creds_wake.notified() => { fetch_now = false; }
+            _ = leases.wake.notified() => { fetch_now = false; }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
-    stop_leases.notify_one();
-    if let Some(task) = lease_task {
+    shut_down(
+        controller,
+        leases,
+        &shutdown,
+        servers,
+        pusher,
+        &config.state_dir,
+    )
+    .await
+}
+
+/// Stops what runs beside the reconcile loop and pushes the audit journal a last time.
+/// Returns whether the outputs are in sync with the branch head.
+async fn shut_down(
+    controller: Controller,
+    leases: Leases,
+    shutdown: &Notify,
+    servers: Vec<ServerTask>,
+    pusher: Pusher,
+    state_dir: &Path,
+) -> anyhow::Result<bool> {
+    leases.stop.notify_one();
+    if let Some(task) = leases.task {
         let _ = task.await;
     }
     // A stopped controller leaves no address for the CLI to try.
-    let _ = std::fs::remove_file(config.state_dir.join(crate::api::ENDPOINT_FILE));
+    let _ = std::fs::remove_file(state_dir.join(crate::api::ENDPOINT_FILE));
     tracing::info!("shutting down");
     shutdown.notify_waiters();
     for server in servers {
         let _ = server.await;
     }
-    stop_pusher.notify_one();
-    let _ = pusher.await;
+    pusher.stop.notify_one();
+    let _ = pusher.task.await;
     // A last push, so a clean stop leaves nothing waiting in the journal.
     let controller = tokio::task::spawn_blocking(move || {
         let _ = Controller::push_audit(controller.audit(), controller.source(), &controller.status);
@@ -991,6 +978,51 @@ pub async fn run(config: ControllerConfig, options: RunOptions) -> anyhow::Resul
     })
     .await?;
     Ok(controller.in_sync())
+}
+
+/// An HTTP or lease API server, stopped by the `shutdown` notification it was started with.
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// Leases and rotations beside the reconcile loop.
+struct Leases {
+    /// Lease changes wake the reconcile loop.
+    wake: Arc<Notify>,
+    stop: Arc<Notify>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the lease task and, with `api.enabled`, the lease API that sends it commands (its
+/// server joins `servers`).
+async fn start_leases(
+    controller: &Controller,
+    config: &ControllerConfig,
+    shutdown: &Arc<Notify>,
+    servers: &mut Vec<ServerTask>,
+) -> anyhow::Result<Leases> {
+    let stop = Arc::new(Notify::new());
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(16);
+    let wake = controller
+        .creds()
+        .map(|c| c.wake.clone())
+        .unwrap_or_else(|| Arc::new(Notify::new()));
+    let task = controller
+        .creds()
+        .cloned()
+        .map(|creds| tokio::spawn(lease_task(creds, commands_rx, stop.clone())));
+    if let (true, Some(creds)) = (config.api.enabled, controller.creds()) {
+        let (listener, token) = crate::api::bind(&config.api, &config.state_dir).await?;
+        tracing::info!(address = %listener.local_addr()?, "lease API listening");
+        let state = crate::api::ApiState::new(creds.store.clone(), commands_tx, token);
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(crate::api::serve(
+            listener,
+            state,
+            async move { stop.notified().await },
+        )));
+    } else {
+        drop(commands_tx);
+    }
+    Ok(Leases { wake, stop, task })
 }
 
 /// `run --once`: one reconcile, due revocations, a push, and the status document.
@@ -1033,7 +1065,7 @@ async fn serve_http(
     status: &Arc<Status>,
     trigger: &Arc<Notify>,
     shutdown: &Arc<Notify>,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+) -> anyhow::Result<ServerTask> {
     let listener = tokio::net::TcpListener::bind(&http.listen)
         .await
         .with_context(|| format!("http.listen {}", http.listen))?;
@@ -1061,24 +1093,29 @@ async fn serve_http(
     )))
 }
 
-/// Pushes the audit journal every `push_interval`, or at once on `push_now`, until `stop`; a
-/// failed push waits a whole interval before the next try.
-fn spawn_pusher(
-    controller: &Controller,
-    status: &Arc<Status>,
-    push_interval: Duration,
-    push_now: Arc<Notify>,
+/// The task pushing the audit journal beside the reconcile loop.
+struct Pusher {
+    /// Asks for a push at once.
+    now: Arc<Notify>,
+    /// notify_one keeps a permit: the pusher sees the stop even if it was pushing just then.
     stop: Arc<Notify>,
-) -> tokio::task::JoinHandle<()> {
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Pushes the audit journal every `push_interval`, or at once on [`Pusher::now`], until
+/// [`Pusher::stop`]; a failed push waits a whole interval before the next try.
+fn spawn_pusher(controller: &Controller, status: &Arc<Status>, push_interval: Duration) -> Pusher {
     let audit = controller.audit().clone();
     let source = controller.source().clone();
     let status = status.clone();
-    tokio::spawn(async move {
+    let (now, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (push_now, stop_pushing) = (now.clone(), stop.clone());
+    let task = tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(push_interval) => {}
                 _ = push_now.notified() => {}
-                _ = stop.notified() => break,
+                _ = stop_pushing.notified() => break,
             }
             let (audit, source, status) = (audit.clone(), source.clone(), status.clone());
             let pushed = tokio::task::spawn_blocking(move || {
@@ -1090,11 +1127,12 @@ fn spawn_pusher(
                 // that finds the batch still full.
                 tokio::select! {
                     _ = tokio::time::sleep(push_interval) => {}
-                    _ = stop.notified() => break,
+                    _ = stop_pushing.notified() => break,
                 }
             }
         }
-    })
+    });
+    Pusher { now, stop, task }
 }
 
 /// Renews, replaces and revokes leases and rotates static roles until `stop`, answering the

@@ -292,148 +292,144 @@ pub struct Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let reconciles = Family::<ResultLabel, Counter>::default();
-        let failures = Family::<ReasonLabel, Counter>::default();
-        let duration = Histogram::new([
-            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-        ]);
-        let last_applied_commit_time = Gauge::default();
-        let last_applied_time = Gauge::default();
-        let outputs_written = Counter::default();
-        let outputs_removed = Counter::default();
-        let hooks_run = Family::<ResultLabel, Counter>::default();
-        let webhooks = Family::<ResultLabel, Counter>::default();
-        let fetches = Family::<ResultLabel, Counter>::default();
-        let audit_pushes = Family::<ResultLabel, Counter>::default();
-        let audit_records_pushed = Counter::default();
-        let audit_records_waiting = Gauge::default();
-        let audit_sealed_records = Gauge::default();
-        let audit_tampered = Gauge::default();
-        let audit_key_registered = Gauge::default();
-        let audit_sink_writes = Family::<SinkLabel, Counter>::default();
-        let leases = Family::<StateLabel, Gauge>::default();
-        let lease_operations = Family::<OperationLabel, Counter>::default();
-        let rotations = Family::<ResultLabel, Counter>::default();
-        let mut registry = Registry::with_prefix("sealops");
-        registry.register(
+        let mut metrics = Self {
+            reconciles: Family::default(),
+            failures: Family::default(),
+            duration: Histogram::new([
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            last_applied_commit_time: Gauge::default(),
+            last_applied_time: Gauge::default(),
+            outputs_written: Counter::default(),
+            outputs_removed: Counter::default(),
+            hooks_run: Family::default(),
+            webhooks: Family::default(),
+            fetches: Family::default(),
+            audit_pushes: Family::default(),
+            audit_records_pushed: Counter::default(),
+            audit_records_waiting: Gauge::default(),
+            audit_sealed_records: Gauge::default(),
+            audit_tampered: Gauge::default(),
+            audit_key_registered: Gauge::default(),
+            audit_sink_writes: Family::default(),
+            leases: Family::default(),
+            lease_operations: Family::default(),
+            rotations: Family::default(),
+            registry: Registry::with_prefix("sealops"),
+        };
+        // Registered in this order, the order of the text exposition.
+        metrics.register_reconcile_metrics();
+        metrics.register_audit_metrics();
+        metrics.register_credential_metrics();
+        metrics
+    }
+
+    /// Reconciles, what they wrote and ran, and what triggered them.
+    fn register_reconcile_metrics(&mut self) {
+        self.registry.register(
             "reconciles",
             "Reconciles by result (applied, unchanged, refused)",
-            reconciles.clone(),
+            self.reconciles.clone(),
         );
-        registry.register(
+        self.registry.register(
             "reconcile_failures",
             "Refused commits and failed reconciles by reason",
-            failures.clone(),
+            self.failures.clone(),
         );
-        registry.register(
+        self.registry.register(
             "reconcile_duration_seconds",
             "Time a reconcile took",
-            duration.clone(),
+            self.duration.clone(),
         );
-        registry.register(
+        self.registry.register(
             "last_applied_commit_timestamp_seconds",
             "Committer time of the applied commit",
-            last_applied_commit_time.clone(),
+            self.last_applied_commit_time.clone(),
         );
-        registry.register(
+        self.registry.register(
             "last_applied_timestamp_seconds",
             "When the applied commit was applied",
-            last_applied_time.clone(),
+            self.last_applied_time.clone(),
         );
-        registry.register(
+        self.registry.register(
             "outputs_written",
             "Output files whose content changed",
-            outputs_written.clone(),
+            self.outputs_written.clone(),
         );
-        registry.register(
+        self.registry.register(
             "outputs_removed",
             "Output files removed with their target",
-            outputs_removed.clone(),
+            self.outputs_removed.clone(),
         );
-        registry.register("hook_runs", "Hooks run by result", hooks_run.clone());
-        registry.register(
+        self.registry
+            .register("hook_runs", "Hooks run by result", self.hooks_run.clone());
+        self.registry.register(
             "webhooks",
             "Webhook requests by result (accepted, rejected)",
-            webhooks.clone(),
+            self.webhooks.clone(),
         );
-        registry.register(
+        self.registry.register(
             "fetches",
             "Fetches of the remote by result",
-            fetches.clone(),
+            self.fetches.clone(),
         );
-        registry.register(
+    }
+
+    fn register_audit_metrics(&mut self) {
+        self.registry.register(
             "audit_pushes",
             "Pushes of the audit branch by result (ok, failed)",
-            audit_pushes.clone(),
+            self.audit_pushes.clone(),
         );
-        registry.register(
+        self.registry.register(
             "audit_lines_pushed",
             "Audit lines (records and seals) pushed to the audit branch",
-            audit_records_pushed.clone(),
+            self.audit_records_pushed.clone(),
         );
-        registry.register(
+        self.registry.register(
             "audit_records_waiting",
             "Audit records journalled and not yet pushed",
-            audit_records_waiting.clone(),
+            self.audit_records_waiting.clone(),
         );
-        registry.register(
+        self.registry.register(
             "audit_sealed_records",
             "Records of this controller's audit chain confirmed on the audit branch (the sequence number of its newest pushed seal)",
-            audit_sealed_records.clone(),
+            self.audit_sealed_records.clone(),
         );
-        registry.register(
+        self.registry.register(
             "audit_tampered",
             "Kinds of tampering with this controller's audit trail seen since start-up (0: none)",
-            audit_tampered.clone(),
+            self.audit_tampered.clone(),
         );
-        registry.register(
+        self.registry.register(
             "audit_key_registered",
             "1 when the applied commit's .sealops/controllers.yaml registers this controller's audit key",
-            audit_key_registered.clone(),
+            self.audit_key_registered.clone(),
         );
-        registry.register(
+        self.registry.register(
             "audit_sink_writes",
             "Groups of audit lines written to each audit sink (audit.sinks) by result (ok, failed)",
-            audit_sink_writes.clone(),
+            self.audit_sink_writes.clone(),
         );
-        registry.register(
+    }
+
+    /// Leases of dynamic credentials and rotations of static ones.
+    fn register_credential_metrics(&mut self) {
+        self.registry.register(
             "leases",
             "Leases of dynamic credentials by state (active, replacing, revoking, revoke-failing)",
-            leases.clone(),
+            self.leases.clone(),
         );
-        registry.register(
+        self.registry.register(
             "lease_operations",
             "Lease operations (issue, renew, revoke) by result (ok, failed)",
-            lease_operations.clone(),
+            self.lease_operations.clone(),
         );
-        registry.register(
+        self.registry.register(
             "rotations",
             "Static password rotations by result (ok, failed)",
-            rotations.clone(),
+            self.rotations.clone(),
         );
-        Self {
-            reconciles,
-            failures,
-            duration,
-            last_applied_commit_time,
-            last_applied_time,
-            outputs_written,
-            outputs_removed,
-            hooks_run,
-            webhooks,
-            fetches,
-            audit_pushes,
-            audit_records_pushed,
-            audit_records_waiting,
-            audit_sealed_records,
-            audit_tampered,
-            audit_key_registered,
-            audit_sink_writes,
-            leases,
-            lease_operations,
-            rotations,
-            registry,
-        }
     }
 
     /// The Prometheus text exposition.
