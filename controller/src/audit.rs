@@ -3,7 +3,7 @@
 //!
 //! Vault's rule: if an event cannot be recorded, the action does not happen. [`Audit::record`]
 //! appends a group of records with one fsync and returns only once they are durable; a reconcile
-//! whose records cannot be journalled writes nothing ([`crate::status::Reason::Audit`]).
+//! whose records cannot be journalled writes nothing ([`crate::refusal::Reason::Audit`]).
 //!
 //! [`Audit::push`] seals the records journalled since the last seal (the seal is journalled
 //! too), commits every journalled line to the audit branch on top of its current tip, and

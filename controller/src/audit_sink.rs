@@ -25,11 +25,18 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use sealops_core::controller_config::{AuditRequire, AuditSettings, AuditSink};
 
-use crate::status::SinkLabel;
+/// Labels of `sealops_audit_sink_writes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    /// `file:<path>` or `stdout`.
+    pub sink: String,
+    pub result: String,
+}
 
 /// The configured sinks, what `audit.require` asks of them, and their write counters.
 #[derive(Debug, Default)]

@@ -22,9 +22,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 use sealops_core::backend::{Backend, DynamicRole, RotationTarget, StaticRole};
+use sealops_core::backend::{CredentialKind, Credentials};
 use sealops_core::keys::{IdentitySet, Recipient, open_sealed, seal_to};
 use sealops_core::secret::SecretValue;
-use sealops_core::target::{CredentialKind, Credentials};
 use sha2::Digest as _;
 use time::OffsetDateTime;
 use tokio::sync::Notify;

@@ -19,7 +19,7 @@ use sealops_core::repo::SIGNERS_FILE;
 use sealops_core::signing::AllowedSigners;
 use sealops_core::signing::commit::{CommitVerdict, verify_commit};
 
-use crate::status::{Reason, Refusal};
+use crate::refusal::{Reason, Refusal};
 
 /// Local trust settings.
 #[derive(Debug, Clone)]

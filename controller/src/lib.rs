@@ -5,8 +5,9 @@
 //!   reconcile; [`run::run`] is the loop with its triggers, HTTP server and shutdown.
 //! - [`desired`] chooses the commit to apply (the newest authorised one).
 //! - [`plan`] plans a commit in named stages (targets, checks, decryption, credentials,
-//!   rendering); [`materialise`] applies the plan; [`output`] writes one file safely under the allowed roots; [`hooks`] runs an
-//!   allowed hook.
+//!   rendering); [`materialise`] applies the plan; [`output`] writes one file safely under the
+//!   allowed roots; [`hooks`] runs an allowed hook. [`context`] is what a reconcile carries to
+//!   the next; [`refusal`] is what every stage reports a problem in.
 //! - [`source`] reads a local checkout or fetches a remote; [`state`] persists the applied
 //!   commit; [`status`] and [`http`] report.
 //! - [`audit`] journals records and pushes them; [`audit_guard`] checks the audit branch against
@@ -20,6 +21,7 @@ pub mod audit_guard;
 pub mod audit_sink;
 pub mod backoff;
 pub mod check;
+pub mod context;
 pub mod creds;
 pub mod dbs;
 pub mod desired;
@@ -29,6 +31,7 @@ pub mod leases;
 pub mod materialise;
 pub mod output;
 pub mod plan;
+pub mod refusal;
 pub mod revoke;
 pub mod rotation;
 pub mod run;

@@ -28,6 +28,7 @@ use git2::{Oid, Tree};
 use rayon::prelude::*;
 use sealops_core::authz::Authority;
 use sealops_core::backend::Backend;
+use sealops_core::backend::{CredentialKind, Credentials};
 use sealops_core::config::Config;
 use sealops_core::gittree::Trees;
 use sealops_core::manifest::{Manifest, SecretPath};
@@ -35,14 +36,14 @@ use sealops_core::policy::{Operation, Request};
 use sealops_core::repo::CONFIG_FILE;
 use sealops_core::seal::RecipientNames;
 use sealops_core::secret::SecretValue;
-use sealops_core::target::{CredentialKind, Credentials, Output, Source, Target};
+use sealops_core::target::{Output, Source, Target};
 use zeroize::Zeroizing;
 
+use crate::context::{Owners, ReconcileContext};
 use crate::creds::{Connected, Creds, Values};
-use crate::materialise::{Engine, Owners};
 use crate::output::{self, Ownership};
+use crate::refusal::{Reason, Refusal};
 use crate::state::AppliedState;
-use crate::status::{Reason, Refusal};
 
 /// One output to write.
 pub struct PlannedWrite {
@@ -101,27 +102,31 @@ pub struct Plan {
 /// targets the change touches are rendered; a change to policies, identities or the repository
 /// configuration renders every target.
 pub fn plan(
-    engine: &Engine,
+    context: &ReconcileContext,
     trees: &Trees<'_>,
     commit: Oid,
     previous: Option<&AppliedState>,
     full: bool,
 ) -> Result<Plan, Vec<Refusal>> {
     let view = read_commit(trees, commit, previous, full)?;
-    let (selection, mut refusals) = select_targets(engine, trees, &view);
+    let (selection, mut refusals) = select_targets(context, trees, &view);
     // Credentials that changed since they were rendered (new leases, rotated passwords).
-    let dirty = engine.creds.as_ref().map(|c| c.dirty()).unwrap_or_default();
+    let dirty = context
+        .creds
+        .as_ref()
+        .map(|c| c.dirty())
+        .unwrap_or_default();
     let rework = decide_rework(&view, &selection, previous, &dirty);
-    let checked = OutputChecks::run(engine, &view, &selection, &rework, previous);
+    let checked = OutputChecks::run(context, &view, &selection, &rework, previous);
     refusals.extend(checked.refusals);
     stop_if_any(refusals)?;
     let pending = checked.pending;
     let backends = read_backends(trees, &view, &pending)?;
     stop_if_any(check_roles(commit, &pending, &backends))?;
-    let secrets = decrypt_secrets(engine, trees, &view, &pending, &backends)?;
-    let connected = connect_backends(engine, commit, backends, &secrets)?;
+    let secrets = decrypt_secrets(context, trees, &view, &pending, &backends)?;
+    let connected = connect_backends(context, commit, backends, &secrets)?;
     let mut obtained = if pending.iter().any(|p| p.credentials.is_some()) {
-        let creds = engine.creds.as_ref().expect("connected with the backends");
+        let creds = context.creds.as_ref().expect("connected with the backends");
         match tokio::runtime::Handle::try_current() {
             // The reconcile runs on a blocking thread of the runtime: it waits here for the
             // databases, and renders only once every credential is known.
@@ -133,7 +138,7 @@ pub fn plan(
     } else {
         ObtainedCredentials::default()
     };
-    let (writes, rendered_targets) = render(engine, commit, pending, &secrets, &obtained)?;
+    let (writes, rendered_targets) = render(context, commit, pending, &secrets, &obtained)?;
     let removals = removals(previous, &rework, &checked.claimed);
     obtained
         .rendered
@@ -278,7 +283,7 @@ struct Selection {
 /// Stage 2: parses `targets/*.yaml` (a blob parsed before is not parsed again) and keeps those
 /// that select this node. Returns the files that do not parse beside the selection.
 fn select_targets(
-    engine: &Engine,
+    context: &ReconcileContext,
     trees: &Trees<'_>,
     view: &CommitView<'_>,
 ) -> (Selection, Vec<Refusal>) {
@@ -287,7 +292,7 @@ fn select_targets(
         selected: BTreeMap::new(),
         not_selected: Vec::new(),
     };
-    let mut parsed = engine
+    let mut parsed = context
         .parsed_targets
         .lock()
         .unwrap_or_else(|e| e.into_inner());
@@ -310,7 +315,7 @@ fn select_targets(
                 None => continue,
             },
         };
-        if target.selects(&engine.node_labels) {
+        if target.selects(&context.node_labels) {
             selection.selected.insert(name, (file, target));
         } else {
             selection.not_selected.push(name);
@@ -427,7 +432,7 @@ impl PendingOutput {
 
 /// Stage 4: the checks that need no decryption, for every output of the reworked targets.
 struct OutputChecks<'a> {
-    engine: &'a Engine,
+    context: &'a ReconcileContext,
     view: &'a CommitView<'a>,
     rework: &'a Rework,
     pending: Vec<PendingOutput>,
@@ -448,14 +453,14 @@ struct CheckedOutputs {
 
 impl<'a> OutputChecks<'a> {
     fn run(
-        engine: &'a Engine,
+        context: &'a ReconcileContext,
         view: &'a CommitView<'a>,
         selection: &Selection,
         rework: &'a Rework,
         previous: Option<&AppliedState>,
     ) -> CheckedOutputs {
         let mut checks = OutputChecks {
-            engine,
+            context,
             view,
             rework,
             pending: Vec::new(),
@@ -464,10 +469,10 @@ impl<'a> OutputChecks<'a> {
             refusals: Vec::new(),
         };
         // Each file has one writer. Outputs of targets nothing touched were checked when they
-        // were applied; the engine keeps an index of them (kept in step with the applied state,
+        // were applied; the context keeps an index of them (kept in step with the applied state,
         // so this costs nothing per unchanged output), and destinations resolved now are
         // checked against it and against each other.
-        let mut owners = engine.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owners = context.owners.lock().unwrap_or_else(|e| e.into_inner());
         owners.follow(previous);
         for (name, (file, target)) in &selection.selected {
             if !rework.reworked.contains(name) {
@@ -502,7 +507,7 @@ impl<'a> OutputChecks<'a> {
     ) -> Option<PathBuf> {
         let out = &target.outputs[index];
         let at = format!("{file} output {}", index + 1);
-        let destination = match self.engine.roots.resolve(&out.path) {
+        let destination = match self.context.roots.resolve(&out.path) {
             Ok(destination) => destination,
             Err(e) => {
                 self.refuse(file, Reason::Output, format!("{at}: {e}"));
@@ -529,7 +534,7 @@ impl<'a> OutputChecks<'a> {
             );
         }
         for hook in &out.on_change {
-            if !self.engine.hooks.contains_key(hook) {
+            if !self.context.hooks.contains_key(hook) {
                 self.refuse(
                     file,
                     Reason::Hook,
@@ -703,7 +708,7 @@ fn check_roles(commit: Oid, pending: &[PendingOutput], backends: &Backends) -> V
 /// Stage 6: opens each manifest the outputs and the backends' admin passwords need, once, in
 /// parallel (git objects are read on this thread). Values by secret path.
 fn decrypt_secrets(
-    engine: &Engine,
+    context: &ReconcileContext,
     trees: &Trees<'_>,
     view: &CommitView<'_>,
     pending: &[PendingOutput],
@@ -744,7 +749,7 @@ fn decrypt_secrets(
     let opened: Vec<(&str, Result<Values, Refusal>)> = texts
         .into_par_iter()
         .map(|(secret, file, text)| {
-            let values = open_manifest(engine, names, commit, secret, &file, &text);
+            let values = open_manifest(context, names, commit, secret, &file, &text);
             (secret, values)
         })
         .collect();
@@ -763,7 +768,7 @@ fn decrypt_secrets(
 
 /// Every value of one manifest (sealed ones opened, plain ones as they are).
 fn open_manifest(
-    engine: &Engine,
+    context: &ReconcileContext,
     names: &RecipientNames,
     commit: Oid,
     secret: &str,
@@ -796,7 +801,7 @@ fn open_manifest(
         ));
     }
     let mut values = manifest
-        .reveal_cached(file, &engine.identities, names, &engine.cache)
+        .reveal_cached(file, &context.identities, names, &context.cache)
         .map_err(|e| refuse(commit, file, Reason::Decryption, e.to_string()))?;
     for (key, value) in &manifest.plain {
         values.insert(key.clone(), SecretValue::from(value.clone()));
@@ -807,7 +812,7 @@ fn open_manifest(
 /// Stage 7: hands every backend, with its admin password, to the credentials (which keep the
 /// connection for the lease task).
 fn connect_backends(
-    engine: &Engine,
+    context: &ReconcileContext,
     commit: Oid,
     backends: Backends,
     secrets: &BTreeMap<String, Values>,
@@ -816,12 +821,12 @@ fn connect_backends(
     if backends.is_empty() {
         return Ok(connected);
     }
-    let Some(creds) = &engine.creds else {
+    let Some(creds) = &context.creds else {
         return Err(vec![refuse(
             commit,
             "backends/",
             Reason::Database,
-            engine
+            context
                 .creds_problem
                 .clone()
                 .unwrap_or_else(|| "database credentials are unavailable".into()),
@@ -932,7 +937,7 @@ fn needs_runtime(commit: Oid, pending: &[PendingOutput]) -> Vec<Refusal> {
 
 /// Stage 8: each output's bytes, and the number of targets rendered.
 fn render(
-    engine: &Engine,
+    context: &ReconcileContext,
     commit: Oid,
     pending: Vec<PendingOutput>,
     secrets: &BTreeMap<String, Values>,
@@ -941,7 +946,7 @@ fn render(
     let mut writes = Vec::with_capacity(pending.len());
     let mut rendered = BTreeSet::new();
     let mut refusals = Vec::new();
-    let fingerprinter = engine.audit.fingerprinter();
+    let fingerprinter = context.audit.fingerprinter();
     for p in pending {
         let values = match p.credentials {
             Some(_) => &credentials.values[&(p.target.clone(), p.source.clone())],

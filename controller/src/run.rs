@@ -21,15 +21,17 @@ use sealops_core::signing::AllowedSigners;
 use tokio::sync::Notify;
 
 use crate::audit::{Audit, Pushed};
+use crate::context::ReconcileContext;
 use crate::creds::Creds;
 use crate::desired::{self, TrustSettings};
 use crate::hooks::HookSpec;
 use crate::leases::LeaseStore;
-use crate::materialise::{self, Engine};
+use crate::materialise;
 use crate::output::OutputRoots;
+use crate::refusal::Refusal;
 use crate::source::Source;
 use crate::state::{AppliedState, StateFile, StateLock};
-use crate::status::{Applied, LastReconcile, Metrics, ReasonLabel, Refusal, Status};
+use crate::status::{Applied, LastReconcile, Metrics, ReasonLabel, Status};
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 
 /// How a reconcile ended.
@@ -50,7 +52,7 @@ pub enum ReconcileOutcome {
 pub struct Controller {
     source: Source,
     _lock: StateLock,
-    engine: Engine,
+    context: ReconcileContext,
     trust: TrustSettings,
     state_file: StateFile,
     applied: Option<AppliedState>,
@@ -70,7 +72,7 @@ pub struct Controller {
 const REMEMBERED_REFUSALS: usize = 1024;
 
 /// A refusal as it is recorded once: (commit, reason, path).
-type RefusalKey = (String, crate::status::Reason, Option<String>);
+type RefusalKey = (String, crate::refusal::Reason, Option<String>);
 
 /// The (commit, reason, path) of the newest refusals journalled. A refused head is judged again
 /// by every full resync, every reconcile after a failed fetch and every change on the branch
@@ -175,7 +177,7 @@ impl Controller {
         Ok(Self {
             source,
             _lock: lock,
-            engine: Engine {
+            context: ReconcileContext {
                 roots,
                 node_labels: config.node.labels.clone(),
                 hooks,
@@ -206,16 +208,16 @@ impl Controller {
     }
 
     pub fn audit(&self) -> &Arc<Audit> {
-        &self.engine.audit
+        &self.context.audit
     }
 
     pub fn creds(&self) -> Option<&Arc<Creds>> {
-        self.engine.creds.as_ref()
+        self.context.creds.as_ref()
     }
 
     /// Credentials changed since they were last rendered.
     fn credentials_dirty(&self) -> bool {
-        self.engine
+        self.context
             .creds
             .as_ref()
             .is_some_and(|c| !c.dirty().is_empty())
@@ -261,7 +263,7 @@ impl Controller {
                 self.fetch_failure = Some(Refusal {
                     commit: None,
                     path: None,
-                    reason: crate::status::Reason::Fetch,
+                    reason: crate::refusal::Reason::Fetch,
                     message: e.to_string(),
                 });
                 false
@@ -287,8 +289,8 @@ impl Controller {
             }
             drafts.push(draft);
         }
-        let recorded = self.engine.audit.record(drafts);
-        self.status.report_audit(&self.engine.audit);
+        let recorded = self.context.audit.record(drafts);
+        self.status.report_audit(&self.context.audit);
         match recorded {
             Ok(()) => {
                 for key in new_keys {
@@ -299,7 +301,7 @@ impl Controller {
             Err(e) => refusals.push(Refusal {
                 commit: None,
                 path: None,
-                reason: crate::status::Reason::Audit,
+                reason: crate::refusal::Reason::Audit,
                 message: format!("recording refusals: {e}"),
             }),
         }
@@ -361,7 +363,7 @@ impl Controller {
 
     /// Whether the outputs reflect the branch head with nothing refused.
     pub fn in_sync(&self) -> bool {
-        use crate::status::Reason;
+        use crate::refusal::Reason;
         let doc = self.status.snapshot();
         // A refused commit whose changes a later applied commit reverted is reported, but the
         // outputs are in sync with the head; a failed fetch, write or hook is not.
@@ -389,16 +391,16 @@ impl Controller {
             (ReconcileOutcome::Failed, 0)
         };
         // Nothing happens that cannot be recorded.
-        if let Err(e) = self.engine.audit.ready() {
-            return failed(self, crate::status::Reason::Audit, e);
+        if let Err(e) = self.context.audit.ready() {
+            return failed(self, crate::refusal::Reason::Audit, e);
         }
         let repo = match self.source.open() {
             Ok(repo) => repo,
-            Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
+            Err(e) => return failed(self, crate::refusal::Reason::Repository, e.to_string()),
         };
         let head = match self.source.head(&repo) {
             Ok(head) => head,
-            Err(e) => return failed(self, crate::status::Reason::Repository, e.to_string()),
+            Err(e) => return failed(self, crate::refusal::Reason::Repository, e.to_string()),
         };
         self.status.update(|doc| doc.head = Some(head.to_string()));
         let credentials_dirty = self.credentials_dirty();
@@ -409,21 +411,104 @@ impl Controller {
         {
             return (ReconcileOutcome::Refused, 0);
         }
-        let previous = self.applied.as_ref().and_then(|state| {
+        let previous = self.applied_commit();
+        // One reader of trees for the whole reconcile: judging the range and materialising its
+        // newest commit read the same trees.
+        let trees = sealops_core::gittree::Trees::new(&repo);
+        let (selection, chosen) = self.choose_commit(&trees, head, full, credentials_dirty);
+        let mut refusals: Vec<Refusal> = self.fetch_failure.iter().cloned().collect();
+        refusals.extend(selection.refusals);
+        let Some(commit) = chosen else {
+            return self.finish_without_apply(head, refusals);
+        };
+        let is_new = previous.is_none_or(|p| p.commit != commit);
+        let full = full || self.applied.is_none();
+        let plan = match self.plan_commit(&trees, head, commit, full, &mut refusals) {
+            Ok(plan) => plan,
+            Err(outcome) => return outcome,
+        };
+        // Newer commits refused on the way to the one applied.
+        self.record_refusals(&mut refusals);
+        let mut verified = Vec::new();
+        if is_new {
+            let mut draft = RecordDraft::new(Event::CommitVerified, AuditOutcome::Ok);
+            draft.commit = Some(commit.to_string());
+            verified.push(draft);
+        }
+        let applied = match materialise::apply(&self.context, &plan, &self.state_file, verified) {
+            Ok(report) => report,
+            Err(refusal) => {
+                self.report(vec![refusal], true);
+                return (ReconcileOutcome::Failed, 0);
+            }
+        };
+        self.count_applied(&applied);
+        let state = match self.save_applied(&plan, commit, selection.signers_from_repository) {
+            Ok(state) => state,
+            Err(e) => return failed(self, crate::refusal::Reason::Repository, e),
+        };
+        self.follow_applied_audit_settings(&plan, &state.commit);
+        if let Err(e) = self.source.pin_applied(&repo, commit) {
+            tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
+        }
+        let applied_doc = Applied {
+            commit: state.commit.clone(),
+            applied_at: state.applied_at.clone(),
+            commit_time: state.commit_time,
+        };
+        self.applied = Some(state);
+        self.hand_applied_to_creds(&plan);
+        self.refused_head = refusals
+            .iter()
+            .any(|r| r.reason != crate::refusal::Reason::Fetch)
+            .then_some(head);
+        self.note_applied(&plan, &applied, full, is_new);
+        refusals.extend(applied.problems);
+        let clean = refusals.is_empty();
+        self.report(refusals, true);
+        self.status.update(|doc| {
+            doc.applied = Some(applied_doc);
+            materialise::update_statuses(&mut doc.targets, &plan);
+            if clean {
+                doc.last_error = None;
+            }
+        });
+        let outcome = if is_new || applied.written > 0 || applied.removed > 0 {
+            ReconcileOutcome::Applied
+        } else if clean {
+            ReconcileOutcome::Unchanged
+        } else {
+            ReconcileOutcome::Refused
+        };
+        (outcome, applied.written)
+    }
+
+    /// The applied commit, as the commit selection starts from it.
+    fn applied_commit(&self) -> Option<desired::Applied> {
+        self.applied.as_ref().and_then(|state| {
             Oid::from_str(&state.commit)
                 .ok()
                 .map(|commit| desired::Applied {
                     commit,
                     signers_from_repository: state.signers_from_repository,
                 })
-        });
-        // One reader of trees for the whole reconcile: judging the range and materialising its
-        // newest commit read the same trees.
-        let trees = sealops_core::gittree::Trees::new(&repo);
+        })
+    }
+
+    /// Judges the commits up to `head`, and chooses the one to materialise: the newest
+    /// authorised one, else the applied one when a resync or new credentials ask for it.
+    fn choose_commit(
+        &mut self,
+        trees: &sealops_core::gittree::Trees<'_>,
+        head: Oid,
+        full: bool,
+        credentials_dirty: bool,
+    ) -> (desired::Selection, Option<Oid>) {
+        let previous = self.applied_commit();
         let seen_before = self.first_seen.clone();
         let now = sealops_core::clock::unix_now();
         let selection = desired::select(
-            &trees,
+            trees,
             &self.trust,
             previous,
             head,
@@ -446,77 +531,58 @@ impl Controller {
             (None, Some(previous)) if credentials_dirty => Some(previous.commit),
             _ => None,
         };
-        let mut refusals: Vec<Refusal> = self.fetch_failure.iter().cloned().collect();
-        refusals.extend(selection.refusals);
-        let Some(commit) = chosen else {
-            return self.finish_without_apply(head, refusals);
-        };
-        let is_new = previous.is_none_or(|p| p.commit != commit);
-        let full = full || self.applied.is_none();
+        (selection, chosen)
+    }
+
+    /// Plans `commit`; a refused plan is reported (with `refusals`, the newer commits refused
+    /// on the way) and ends the reconcile with the outcome returned.
+    fn plan_commit(
+        &mut self,
+        trees: &sealops_core::gittree::Trees<'_>,
+        head: Oid,
+        commit: Oid,
+        full: bool,
+        refusals: &mut Vec<Refusal>,
+    ) -> Result<crate::plan::Plan, (ReconcileOutcome, u64)> {
         if full {
-            self.engine.cache.new_generation();
+            self.context.cache.new_generation();
         }
-        let plan =
-            match crate::plan::plan(&self.engine, &trees, commit, self.applied.as_ref(), full) {
-                Ok(plan) => {
-                    if full {
-                        // Every session still needed was opened in this generation.
-                        self.engine.cache.sweep();
-                    }
-                    plan
+        match crate::plan::plan(&self.context, trees, commit, self.applied.as_ref(), full) {
+            Ok(plan) => {
+                if full {
+                    // Every session still needed was opened in this generation.
+                    self.context.cache.sweep();
                 }
-                Err(mut refused) => {
-                    let database = refused
-                        .iter()
-                        .any(|r| r.reason == crate::status::Reason::Database);
-                    refusals.append(&mut refused);
-                    let outcome = self.finish_without_apply(head, refusals);
-                    if database {
-                        // Retried with backoff, not until the head changes.
-                        self.refused_head = None;
-                        if let Some(creds) = &self.engine.creds {
-                            creds.set_applying(false);
-                        }
-                        return (ReconcileOutcome::Failed, 0);
-                    }
-                    return outcome;
-                }
-            };
-        // Newer commits refused on the way to the one applied.
-        self.record_refusals(&mut refusals);
-        let mut verified = Vec::new();
-        if is_new {
-            let mut draft = RecordDraft::new(Event::CommitVerified, AuditOutcome::Ok);
-            draft.commit = Some(commit.to_string());
-            verified.push(draft);
-        }
-        let applied = match materialise::apply(&self.engine, &plan, &self.state_file, verified) {
-            Ok(report) => report,
-            Err(refusal) => {
-                self.report(vec![refusal], true);
-                return (ReconcileOutcome::Failed, 0);
+                Ok(plan)
             }
-        };
-        self.count_applied(&applied);
-        let state = match self.save_applied(&plan, commit, selection.signers_from_repository) {
-            Ok(state) => state,
-            Err(e) => return failed(self, crate::status::Reason::Repository, e),
-        };
-        self.follow_applied_audit_settings(&plan, &state.commit);
-        if let Err(e) = self.source.pin_applied(&repo, commit) {
-            tracing::warn!(error = %e, "cannot pin the applied commit in the mirror");
+            Err(mut refused) => {
+                let database = refused
+                    .iter()
+                    .any(|r| r.reason == crate::refusal::Reason::Database);
+                refused.splice(0..0, refusals.drain(..));
+                let outcome = self.finish_without_apply(head, refused);
+                if database {
+                    // Retried with backoff, not until the head changes.
+                    self.refused_head = None;
+                    if let Some(creds) = &self.context.creds {
+                        creds.set_applying(false);
+                    }
+                    return Err((ReconcileOutcome::Failed, 0));
+                }
+                Err(outcome)
+            }
         }
-        let applied_doc = Applied {
-            commit: state.commit.clone(),
-            applied_at: state.applied_at.clone(),
-            commit_time: state.commit_time,
-        };
-        self.applied = Some(state);
-        self.hand_applied_to_creds(&plan);
-        self.refused_head = refusals
-            .iter()
-            .any(|r| r.reason != crate::status::Reason::Fetch)
-            .then_some(head);
+    }
+
+    /// The applied-time metrics and the log line of an apply.
+    fn note_applied(
+        &self,
+        plan: &crate::plan::Plan,
+        applied: &materialise::ApplyReport,
+        full: bool,
+        is_new: bool,
+    ) {
+        let commit = plan.commit;
         let metrics = &self.status.metrics;
         metrics.last_applied_commit_time.set(plan.commit_time);
         metrics
@@ -532,24 +598,6 @@ impl Controller {
             "{}",
             if is_new { "applied" } else { "resynced" }
         );
-        refusals.extend(applied.problems);
-        let clean = refusals.is_empty();
-        self.report(refusals, true);
-        self.status.update(|doc| {
-            doc.applied = Some(applied_doc);
-            materialise::update_statuses(&mut doc.targets, &plan);
-            if clean {
-                doc.last_error = None;
-            }
-        });
-        let outcome = if is_new || applied.written > 0 || applied.removed > 0 {
-            ReconcileOutcome::Applied
-        } else if clean {
-            ReconcileOutcome::Unchanged
-        } else {
-            ReconcileOutcome::Refused
-        };
-        (outcome, applied.written)
     }
 
     /// The counters of an apply: outputs written and removed, hooks run and failed.
@@ -560,7 +608,7 @@ impl Controller {
         let hooks_failed = applied
             .problems
             .iter()
-            .filter(|p| p.reason == crate::status::Reason::Hook)
+            .filter(|p| p.reason == crate::refusal::Reason::Hook)
             .count() as u64;
         for _ in 0..applied.hooks_run - hooks_failed {
             Metrics::count(&metrics.hooks_run, "ok");
@@ -581,11 +629,16 @@ impl Controller {
         commit: Oid,
         signers_from_repository: bool,
     ) -> Result<AppliedState, String> {
-        self.engine
+        self.context
             .owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .applied(self.applied.as_ref(), plan);
+            .applied(
+                self.applied.as_ref(),
+                plan.commit,
+                &plan.outputs,
+                &plan.dropped,
+            );
         let mut state = self.applied.take().unwrap_or_default();
         let outputs_changed = !plan.dropped.is_empty()
             || plan
@@ -615,19 +668,19 @@ impl Controller {
             tracing::error!(
                 branch = plan.audit_branch,
                 "audit.branch in .sealops/config.yaml names the synced branch; records keep going to {}",
-                self.engine.audit.branch()
+                self.context.audit.branch()
             );
         } else {
-            self.engine.audit.set_branch(&plan.audit_branch);
+            self.context.audit.set_branch(&plan.audit_branch);
         }
-        self.engine.audit.set_applied(commit);
-        self.status.report_audit(&self.engine.audit);
+        self.context.audit.set_applied(commit);
+        self.status.report_audit(&self.context.audit);
     }
 
     /// Tells the credentials front door which targets are applied and which leases and
     /// credentials their outputs now hold.
     fn hand_applied_to_creds(&self, plan: &crate::plan::Plan) {
-        let Some(creds) = &self.engine.creds else {
+        let Some(creds) = &self.context.creds else {
             return;
         };
         let planned: BTreeSet<String> = plan.outputs.keys().cloned().collect();
@@ -654,7 +707,7 @@ impl Controller {
         }
         if refusals
             .iter()
-            .any(|r| r.reason != crate::status::Reason::Fetch)
+            .any(|r| r.reason != crate::refusal::Reason::Fetch)
         {
             self.refused_head = Some(head);
         }
@@ -832,7 +885,7 @@ fn record_keys_loaded(config: &ControllerConfig, audit: &Audit) {
 /// The audit record of a refusal: a decision about the repository's content (not a failure
 /// of this machine, such as a fetch or the journal itself).
 fn refusal_record(refusal: &Refusal) -> Option<RecordDraft> {
-    use crate::status::Reason;
+    use crate::refusal::Reason;
     let event = match refusal.reason {
         Reason::Policy => Event::AccessDenied,
         Reason::Verification
@@ -1216,7 +1269,7 @@ mod tests {
 
     #[test]
     fn recorded_refusals_remember_the_newest_1024() {
-        use crate::status::Reason;
+        use crate::refusal::Reason;
         let key = |n: usize, reason| (format!("{n:040x}"), reason, Some("p".to_owned()));
         let mut recorded = RecordedRefusals::default();
         recorded.insert(key(0, Reason::Verification));

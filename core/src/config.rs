@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyId, Recipient};
-use crate::manifest::{FormatVersion, ManifestError, Scope};
+use crate::manifest::{FormatVersion, Scope};
+use crate::yaml::FileError;
 
 /// The repository's sealops configuration (schema: `schemas/config.v1.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -201,7 +202,7 @@ impl Config {
     }
 
     /// Parses and validates config text; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &str) -> Result<Self, FileError> {
         crate::yaml::from_str_validated(text, file, Self::validate)
     }
 

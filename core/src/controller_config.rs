@@ -11,7 +11,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{FormatVersion, ManifestError};
+use crate::manifest::FormatVersion;
+use crate::yaml::FileError;
 
 /// The controller's configuration file.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -382,7 +383,7 @@ pub enum RemovedOutputs {
 
 impl ControllerConfig {
     /// Parses and validates the text; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &str) -> Result<Self, FileError> {
         let config: Self = crate::yaml::from_str(text, file).map_err(|mut e| {
             // A value refused while reading (a duration, say) is named by its key as well as
             // its line: `poll.interval: "soon" is not a duration`.

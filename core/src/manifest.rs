@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
-use rand::RngCore;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::KeyId;
-use crate::value::SealedValue;
+use crate::value::{SealedValue, SessionId};
+use crate::yaml::{FileError, Location};
 
 /// The only format version this build reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -138,34 +138,6 @@ impl fmt::Display for Scope {
     }
 }
 
-/// Random identifier of a seal session: 12 lowercase hex digits.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionId(String);
-
-impl SessionId {
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 6];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(hex::encode(bytes))
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        let valid =
-            text.len() == 12 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        valid.then(|| Self(text.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// One seal session: its key wrapped to recipients (an armored age file) and their key ids in
 /// stanza order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,13 +211,13 @@ fn default_scope() -> String {
 }
 
 /// A newer (or foreign) format version gets a message that says what to do.
-fn check_version(text: &str, file: &str) -> Result<(), ManifestError> {
+fn check_version(text: &str, file: &str) -> Result<(), FileError> {
     for (index, line) in text.lines().enumerate() {
         if let Some(version) = line.strip_prefix("sealops:").map(str::trim)
             && !version.is_empty()
             && version != "v1"
         {
-            return Err(ManifestError {
+            return Err(FileError {
                 location: Location {
                     file: file.to_owned(),
                     line: Some(index as u64 + 1),
@@ -258,35 +230,6 @@ fn check_version(text: &str, file: &str) -> Result<(), ManifestError> {
         }
     }
     Ok(())
-}
-
-/// Where in a file something is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    pub file: String,
-    pub line: Option<u64>,
-    pub column: Option<u64>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A manifest that cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{location}: {problem}")]
-pub struct ManifestError {
-    pub location: Location,
-    pub problem: String,
 }
 
 impl Manifest {
@@ -302,10 +245,10 @@ impl Manifest {
     }
 
     /// Parses manifest text; `file` names it in errors, which carry line and column.
-    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &str) -> Result<Self, FileError> {
         check_version(text, file)?;
         let doc: ManifestDoc = crate::yaml::from_str(text, file)?;
-        let at = |section: &str, key: Option<&str>, problem: String| ManifestError {
+        let at = |section: &str, key: Option<&str>, problem: String| FileError {
             location: Location {
                 file: file.to_owned(),
                 line: crate::yaml::find_line(text, section, key),

@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::manifest::{Manifest, SessionId};
+use crate::manifest::Manifest;
 use crate::value::SealedValue;
+use crate::value::SessionId;
 
 /// One key's state on one side.
 #[derive(Clone, Debug, PartialEq, Eq)]

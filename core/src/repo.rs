@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::keys::Recipient;
-use crate::manifest::{Manifest, ManifestError, SecretPath};
+use crate::manifest::{Manifest, SecretPath};
 use crate::seal::RecipientNames;
+use crate::yaml::FileError;
 
 /// Path of the configuration file, relative to the repository root.
 pub const CONFIG_FILE: &str = ".sealops/config.yaml";
@@ -30,7 +31,7 @@ pub enum RepoError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Format(#[from] ManifestError),
+    Format(#[from] FileError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

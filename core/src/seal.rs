@@ -17,9 +17,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::keys::{Identity, IdentitySet, KeyId, Recipient};
-use crate::manifest::{Manifest, SecretPath, Session, SessionId};
+use crate::manifest::{Manifest, SecretPath, Session};
 use crate::secret::SecretValue;
 use crate::value::SealedValue;
+use crate::value::SessionId;
 
 /// Names recipients in messages: `name (age1…)` for known key ids.
 #[derive(Debug, Default, Clone)]

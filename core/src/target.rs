@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{FormatVersion, Location, ManifestError, SecretPath};
+use crate::backend::{CredentialKind, Credentials};
+use crate::manifest::{FormatVersion, SecretPath};
+use crate::yaml::{FileError, Location};
 
 /// One target file (schema: `schemas/target.v1.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -116,9 +118,9 @@ fn default_mode() -> String {
 
 impl Target {
     /// Parses and validates a target file; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &str) -> Result<Self, FileError> {
         let target: Target = crate::yaml::from_str(text, file)?;
-        let at = |problem: String| ManifestError {
+        let at = |problem: String| FileError {
             location: Location {
                 file: file.to_owned(),
                 line: crate::yaml::find_line(text, "outputs", None),
@@ -221,60 +223,6 @@ impl Output {
 pub enum Source {
     Secret(SecretPath),
     Credentials(Credentials),
-}
-
-/// Which kind of database role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CredentialKind {
-    /// A user per lease (`<backend>/creds/<role>`).
-    Dynamic,
-    /// An existing account whose password rotates (`<backend>/static-creds/<role>`).
-    Static,
-}
-
-impl CredentialKind {
-    fn segment(self) -> &'static str {
-        match self {
-            Self::Dynamic => "creds",
-            Self::Static => "static-creds",
-        }
-    }
-}
-
-/// A database role an output reads, by backend (`backends/<backend>.yaml`) and role name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Credentials {
-    pub kind: CredentialKind,
-    pub backend: String,
-    pub role: String,
-}
-
-impl Credentials {
-    /// Parses `<backend>/creds/<role>` or `<backend>/static-creds/<role>`.
-    pub fn parse(text: &str, kind: CredentialKind) -> Result<Self, String> {
-        let shape = format!("<backend>/{}/<role>", kind.segment());
-        let parts: Vec<&str> = text.split('/').collect();
-        let [backend, segment, role] = parts.as_slice() else {
-            return Err(format!("{text:?} is not {shape}"));
-        };
-        if *segment != kind.segment() {
-            return Err(format!("{text:?} is not {shape}"));
-        }
-        crate::backend::check_name(backend)
-            .map_err(|e| format!("{text:?}: the backend name {e}"))?;
-        crate::backend::check_name(role).map_err(|e| format!("{text:?}: the role name {e}"))?;
-        Ok(Self {
-            kind,
-            backend: (*backend).to_owned(),
-            role: (*role).to_owned(),
-        })
-    }
-
-    /// `<backend>/creds/<role>` or `<backend>/static-creds/<role>`: also the path policies
-    /// grant `read` on.
-    pub fn path(&self) -> String {
-        format!("{}/{}/{}", self.backend, self.kind.segment(), self.role)
-    }
 }
 
 #[cfg(test)]

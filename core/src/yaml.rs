@@ -3,13 +3,42 @@
 //! serde-saphyr's rendered errors include a snippet of the source; a manifest line may hold a
 //! plaintext written by mistake, so errors here carry the location and message only.
 
+use std::fmt;
+
 use serde::de::DeserializeOwned;
 use serde_saphyr::{SnippetMode, render_options};
 
-use crate::manifest::{Location, ManifestError};
+/// Where in a file something is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A YAML file (manifest, target, policy, configuration, …) that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {problem}")]
+pub struct FileError {
+    pub location: Location,
+    pub problem: String,
+}
 
 /// Deserialises `text`; errors carry `file:line:column`.
-pub fn from_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ManifestError> {
+pub fn from_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, FileError> {
     serde_saphyr::from_str::<T>(text).map_err(|error| {
         let location = error.location();
         let message = error.render_with_options(render_options! { snippets: SnippetMode::Off });
@@ -18,7 +47,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Manife
             Some(index) => message[..index].to_owned(),
             None => message,
         };
-        ManifestError {
+        FileError {
             location: Location {
                 file: file.to_owned(),
                 line: location.map(|l| l.line()).filter(|l| *l > 0),
@@ -35,7 +64,7 @@ pub fn from_str_validated<T: DeserializeOwned>(
     text: &str,
     file: &str,
     validate: impl FnOnce(&T) -> Result<(), (&'static str, String)>,
-) -> Result<T, ManifestError> {
+) -> Result<T, FileError> {
     validated(from_str(text, file)?, text, file, validate)
 }
 
@@ -46,8 +75,8 @@ pub fn validated<T>(
     text: &str,
     file: &str,
     validate: impl FnOnce(&T) -> Result<(), (&'static str, String)>,
-) -> Result<T, ManifestError> {
-    validate(&value).map_err(|(section, problem)| ManifestError {
+) -> Result<T, FileError> {
+    validate(&value).map_err(|(section, problem)| FileError {
         location: Location {
             file: file.to_owned(),
             line: find_line(text, section, None),

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::record::decode_public_key;
-use crate::manifest::ManifestError;
+use crate::yaml::FileError;
 
 /// The file as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -83,7 +83,7 @@ pub enum KeyStanding {
 
 impl Registry {
     /// Parses the file's text; errors name `file`, the line and the fix.
-    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &str) -> Result<Self, FileError> {
         let doc: ControllersDoc =
             crate::yaml::from_str_validated(text, file, |doc: &ControllersDoc| {
                 if doc.sealops != "v1" {
@@ -99,8 +99,8 @@ impl Registry {
             })?;
         let mut entries = Vec::with_capacity(doc.controllers.len());
         for (index, registration) in doc.controllers.iter().enumerate() {
-            let fail = |problem: String| ManifestError {
-                location: crate::manifest::Location {
+            let fail = |problem: String| FileError {
+                location: crate::yaml::Location {
                     file: file.to_owned(),
                     line: registration_line(text, index),
                     column: None,

@@ -22,7 +22,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{FormatVersion, ManifestError, SecretPath};
+use crate::manifest::{FormatVersion, SecretPath};
+use crate::yaml::FileError;
 pub use password::PasswordPolicy;
 pub use schedule::Schedule;
 use template::{Dialect, Statement, Var};
@@ -230,7 +231,7 @@ pub fn parse_statements(
 
 impl Backend {
     /// Parses and validates a backend file; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+    pub fn parse(text: &str, file: &str) -> Result<Self, FileError> {
         crate::yaml::from_str_validated(text, file, Self::validate)
     }
 
@@ -505,6 +506,59 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Which kind of database role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CredentialKind {
+    /// A user per lease (`<backend>/creds/<role>`).
+    Dynamic,
+    /// An existing account whose password rotates (`<backend>/static-creds/<role>`).
+    Static,
+}
+
+impl CredentialKind {
+    fn segment(self) -> &'static str {
+        match self {
+            Self::Dynamic => "creds",
+            Self::Static => "static-creds",
+        }
+    }
+}
+
+/// A database role an output reads, by backend (`backends/<backend>.yaml`) and role name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Credentials {
+    pub kind: CredentialKind,
+    pub backend: String,
+    pub role: String,
+}
+
+impl Credentials {
+    /// Parses `<backend>/creds/<role>` or `<backend>/static-creds/<role>`.
+    pub fn parse(text: &str, kind: CredentialKind) -> Result<Self, String> {
+        let shape = format!("<backend>/{}/<role>", kind.segment());
+        let parts: Vec<&str> = text.split('/').collect();
+        let [backend, segment, role] = parts.as_slice() else {
+            return Err(format!("{text:?} is not {shape}"));
+        };
+        if *segment != kind.segment() {
+            return Err(format!("{text:?} is not {shape}"));
+        }
+        check_name(backend).map_err(|e| format!("{text:?}: the backend name {e}"))?;
+        check_name(role).map_err(|e| format!("{text:?}: the role name {e}"))?;
+        Ok(Self {
+            kind,
+            backend: (*backend).to_owned(),
+            role: (*role).to_owned(),
+        })
+    }
+
+    /// `<backend>/creds/<role>` or `<backend>/static-creds/<role>`: also the path policies
+    /// grant `read` on.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.backend, self.kind.segment(), self.role)
+    }
+}
+
 /// What `sealops rotate` rotates: a static role's account, or a backend's admin (`rotate-root`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RotationTarget {
@@ -523,7 +577,7 @@ impl RotationTarget {
                 backend: backend.to_owned(),
             });
         }
-        crate::target::Credentials::parse(path, crate::target::CredentialKind::Static)
+        Credentials::parse(path, CredentialKind::Static)
             .map(|c| Self::Static {
                 backend: c.backend,
                 role: c.role,

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::eval::{Acl, AclError, Decision, Request};
 use super::parse::{LoadError, Policy};
-use crate::manifest::{FormatVersion, ManifestError};
+use crate::manifest::FormatVersion;
+use crate::yaml::FileError;
 
 /// One identity file (schema: `schemas/identity.v1.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -87,7 +88,7 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Yaml(#[from] ManifestError),
+    Yaml(#[from] FileError),
     #[error(transparent)]
     Policy(#[from] LoadError),
     #[error("{path}: identity {name:?} is already defined in {first}; each identity has one file")]
