@@ -813,3 +813,43 @@ fn a_refused_head_is_recorded_once_however_often_it_is_judged_again() {
     let (code, out) = verify(&fleet);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A `git push` to a `file://` remote runs `git receive-pack` in the controller's process group:
+/// a kill of the group (a container stopped, a `kill -9` of the service) can leave the branch's
+/// ref lock in the remote, which would refuse every later push. The next controller removes a
+/// lock left from before it started once it is stale, and pushes.
+#[test]
+fn a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_stop_the_trail() {
+    let fleet = kit::single_approver_fleet();
+    let bare = fleet.bare_remote();
+    fleet.write_remote_config(&format!("file://{}", bare.display()), "");
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+
+    let tip_before = git(&bare, &["rev-parse", "sealops/audit"]);
+    let lock = bare.join("refs/heads/sealops/audit.lock");
+    std::fs::write(&lock, format!("{}\n", "0".repeat(40))).expect("lock");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "10 seconds ago"])
+        .arg(&lock)
+        .status()
+        .expect("touch runs");
+    assert!(touched.success());
+    kit::seal(&fleet, "apps/web/env", &[("WEB_TOKEN", "web-Token-75")]);
+    let commit = fleet.commit("another secret");
+    fleet.push_to(&bare, false);
+
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(
+        status["audit"]["last_push_error"],
+        serde_json::Value::Null,
+        "{status:#}"
+    );
+    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+    assert!(!lock.exists(), "the stale lock is still in the remote");
+    assert_ne!(git(&bare, &["rev-parse", "sealops/audit"]), tip_before);
+    // `git grep` fails (and the helper with it) when no file of the trail names the commit.
+    git(&bare, &["grep", "-l", commit.trim(), "sealops/audit"]);
+}

@@ -34,8 +34,8 @@ pub const JOURNAL_FILE: &str = "audit-journal.jsonl";
 const PUSH_ATTEMPTS: u32 = 12;
 const STALE_REF_LOCK: Duration = Duration::from_secs(30);
 /// A ref lock older than this that was there before this process started was left by a killed
-/// writer (the controller before a kill -9, which holds the state directory lock, so no other
-/// controller writes here): a ref update holds its lock for milliseconds.
+/// writer (the controller before a kill -9, or the `git receive-pack` of its push to a remote on
+/// this machine): a ref update holds its lock for milliseconds, another controller's included.
 const STALE_INHERITED_REF_LOCK: Duration = Duration::from_secs(1);
 
 /// When this process opened its audit trail.
@@ -581,22 +581,7 @@ impl<'s> Publisher<'s> {
                                 | git2::ErrorCode::Locked
                         ) =>
                     {
-                        // A ref update holds its lock for well under a second: a lock file
-                        // much older than that was left by a killed writer, and would refuse
-                        // every update from now on.
-                        let lock = repo.path().join(format!("{reference}.lock"));
-                        let modified = std::fs::metadata(&lock).and_then(|m| m.modified()).ok();
-                        let age = modified.and_then(|t| t.elapsed().ok());
-                        let inherited = modified
-                            .zip(STARTED.get())
-                            .is_some_and(|(modified, started)| modified < *started);
-                        let stale = age.is_some_and(|age| {
-                            age > STALE_REF_LOCK || (inherited && age > STALE_INHERITED_REF_LOCK)
-                        });
-                        if stale {
-                            tracing::warn!(file = %lock.display(), "removing a stale ref lock");
-                            let _ = std::fs::remove_file(&lock);
-                        }
+                        remove_stale_ref_lock(&repo.path().join(format!("{reference}.lock")));
                         Ok(Published::Rejected(e.message().to_owned()))
                     }
                     Err(e) => Err(format!("updating {reference}: {}", e.message())),
@@ -631,6 +616,11 @@ impl<'s> Publisher<'s> {
                     || said.contains("[remote rejected]") && said.contains("lock")
                     || said.contains("cannot lock ref")
                 {
+                    // A push to a remote on this machine runs `git receive-pack` in this
+                    // process group: killed with it, it leaves the ref lock in the remote.
+                    if let Some(remote) = local_remote_git_dir(url) {
+                        remove_stale_ref_lock(&remote.join(format!("refs/heads/{branch}.lock")));
+                    }
                     Ok(Published::Rejected(last_line(&said)))
                 } else {
                     Err(format!("git push to {url}: {}", last_line(&said)))
@@ -689,6 +679,37 @@ impl<'s> Publisher<'s> {
             .map(Some)
             .ok_or_else(|| format!("{AUDIT_REMOTE_REF} missing after a fetch"))
     }
+}
+
+/// Removes a ref lock file left by a killed writer. A ref update holds its lock for well under
+/// a second: a lock much older than that, or one older than a second that was there before this
+/// process started, would refuse every update from now on.
+fn remove_stale_ref_lock(lock: &Path) {
+    let modified = std::fs::metadata(lock).and_then(|m| m.modified()).ok();
+    let age = modified.and_then(|t| t.elapsed().ok());
+    let inherited = modified
+        .zip(STARTED.get())
+        .is_some_and(|(modified, started)| modified < *started);
+    let stale = age
+        .is_some_and(|age| age > STALE_REF_LOCK || (inherited && age > STALE_INHERITED_REF_LOCK));
+    if stale {
+        tracing::warn!(file = %lock.display(), "removing a stale ref lock");
+        let _ = std::fs::remove_file(lock);
+    }
+}
+
+/// The git directory of a remote on this machine (`file://` URL or a path), if it is one.
+fn local_remote_git_dir(url: &str) -> Option<PathBuf> {
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    if !path.is_absolute() {
+        return None;
+    }
+    let dot_git = path.join(".git");
+    Some(if dot_git.is_dir() {
+        dot_git
+    } else {
+        path.to_owned()
+    })
 }
 
 fn last_line(text: &str) -> String {
