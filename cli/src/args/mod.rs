@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cmd;
+pub mod approve;
+pub mod audit;
+pub mod check;
+pub mod lease;
+pub mod policy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,7 +140,7 @@ sealops export-sops apps/payments/db -o db.enc.yaml\n  sealops export-sops apps/
     )]
     ExportSops(ExportSopsArgs),
     /// Vault-syntax ACL policies.
-    Policy(cmd::policy::PolicyArgs),
+    Policy(policy::PolicyArgs),
     /// Pull-request check: signatures, authority, approvals, plaintext in any commit, and the plan.
     #[command(
         after_help = "Without --trusted-signers, signers come from .sealops/allowed_signers as \
@@ -144,7 +148,7 @@ committed at BASE: in CI, BASE must be the protected target branch. Exit 1 on an
 Examples:\n  sealops check --base origin/main\n  sealops check --base origin/main --head HEAD -o markdown > comment.md\n  \
 sealops check --base origin/main -o sarif > sealops.sarif\n  sealops check --base main -o json --trusted-signers /etc/sealops/allowed_signers"
     )]
-    Check(cmd::check::CheckArgs),
+    Check(check::CheckArgs),
     /// Sign an approval of exact contents (blob ids) into .sealops/approvals/.
     #[command(
         after_help = "-i KEY is the approver's SSH private key; without it, the one ssh-agent key that \
@@ -154,7 +158,7 @@ trust.approval_max_age.\n\n\
 Examples:\n  sealops approve -i ~/.ssh/id_ed25519 policies/payments.hcl\n  \
 sealops approve -i ~/.ssh/id_ed25519 --range origin/main..HEAD\n  git add .sealops/approvals && git commit -S -m 'approve'"
     )]
-    Approve(cmd::approve::ApproveArgs),
+    Approve(approve::ApproveArgs),
     /// The audit trail on the audit branch: verify it, list records, fingerprint a value.
     #[command(
         after_help = "verify exits 1 and names the first broken line when a record was edited, removed, \
@@ -163,7 +167,7 @@ Examples:\n  git fetch origin sealops/audit && sealops audit verify\n  \
 sealops audit log --since 2026-11-28T00:00:00Z --path 'apps/payments/*' --event output-written\n  \
 sealops audit fingerprint apps/payments/db DB_PASSWORD --audit-key /var/lib/sealops/audit.key -i cluster.key"
     )]
-    Audit(cmd::audit::AuditArgs),
+    Audit(audit::AuditArgs),
     /// Leases of dynamic credentials held by the local controller: list, renew, revoke.
     #[command(
         after_help = "Talks to the controller on this machine through its loopback API: the URL and \
@@ -172,7 +176,7 @@ token file come from DIR/api.json (--state-dir, default /var/lib/sealops), or fr
 Examples:\n  sealops lease list\n  sealops lease list --prefix main-pg/ --json\n  \
 sealops lease renew main-pg/creds/app/v-app-x1y2\n  sealops lease revoke --prefix main-pg/creds/app/"
     )]
-    Lease(cmd::lease::LeaseArgs),
+    Lease(lease::LeaseArgs),
     /// Rotate a static role's password (or a backend's admin password) now, through the local
     /// controller.
     #[command(
@@ -182,10 +186,10 @@ afterwards only the controller knows it (sealed in its state directory). Located
 `sealops lease`.\n\n\
 Examples:\n  sealops rotate main-pg/static-creds/app\n  sealops rotate main-pg/rotate-root"
     )]
-    Rotate(cmd::lease::RotateArgs),
+    Rotate(lease::RotateArgs),
     /// Approvals of a range: what is approved and what is missing.
     #[command(after_help = "Example:\n  sealops approvals status --base origin/main")]
-    Approvals(cmd::approve::ApprovalsArgs),
+    Approvals(approve::ApprovalsArgs),
     /// Print or write the JSON Schemas of the file formats.
     #[command(
         after_help = "Examples:\n  sealops schema --out schemas/\n  sealops schema --check schemas/"
