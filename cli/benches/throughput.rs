@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use age::{Identity as _, Recipient as _};
 use sealops_core::config::{Config, RecipientEntry};
-use sealops_core::keys::{IdentitySet, generate};
+use sealops_core::keys::{AgeIdentities, generate};
 use sealops_core::manifest::{Manifest, Scope, SecretPath};
 use sealops_core::seal::RecipientNames;
 use sealops_core::secret::SecretValue;
@@ -32,7 +32,7 @@ fn median(mut runs: Vec<Duration>) -> Duration {
 
 fn main() {
     let (identity, identity_text) = generate();
-    let identities = IdentitySet::parse(&identity_text, "bench").expect("parses");
+    let identities = AgeIdentities::parse(&identity_text, "bench").expect("parses");
     let recipients = vec![identity.recipient().clone()];
     let names = RecipientNames::default();
 
@@ -99,7 +99,7 @@ fn main() {
                 "bench",
                 values(&m.to_string()),
                 &recipients,
-                &IdentitySet::new(),
+                &AgeIdentities::new(),
                 &names,
             )
             .expect("seals");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use sealops_core::keys::IdentitySet;
+use sealops_core::keys::AgeIdentities;
 use sealops_core::manifest::{Manifest, SecretPath};
 use sealops_core::repo::Repository;
 
@@ -39,7 +39,7 @@ pub fn default_identity_file() -> Option<PathBuf> {
 }
 
 /// Loads identities from `--identity`, else `$SEALOPS_IDENTITY_FILE`, else the default file.
-pub fn identities(global: &GlobalArgs, need: IdentityNeed) -> anyhow::Result<IdentitySet> {
+pub fn identities(global: &GlobalArgs, need: IdentityNeed) -> anyhow::Result<AgeIdentities> {
     let mut files: Vec<PathBuf> = global.identity.clone();
     if files.is_empty()
         && let Some(from_env) = std::env::var_os(IDENTITY_ENV).filter(|v| !v.is_empty())
@@ -52,9 +52,9 @@ pub fn identities(global: &GlobalArgs, need: IdentityNeed) -> anyhow::Result<Ide
     {
         files.push(default);
     }
-    let mut set = IdentitySet::new();
+    let mut set = AgeIdentities::new();
     for file in &files {
-        set.extend(IdentitySet::load(file)?);
+        set.extend(AgeIdentities::load(file)?);
     }
     if set.is_empty() && need == IdentityNeed::Required {
         bail!(

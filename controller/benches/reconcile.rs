@@ -26,7 +26,7 @@ use age::{Identity as _, Recipient as _};
 use sealops_controller::run::{Controller, ReconcileOutcome};
 use sealops_core::config::{Config, RecipientEntry};
 use sealops_core::controller_config::ControllerConfig;
-use sealops_core::keys::{IdentitySet, Recipient, generate};
+use sealops_core::keys::{AgeIdentities, Recipient, generate};
 use sealops_core::manifest::{Manifest, Scope, SecretPath};
 use sealops_core::seal::RecipientNames;
 use sealops_core::secret::SecretValue;
@@ -330,7 +330,7 @@ impl Repository {
                 &file,
                 values,
                 std::slice::from_ref(&self.recipient),
-                &IdentitySet::new(),
+                &AgeIdentities::new(),
                 &RecipientNames::default(),
             )
             .expect("seals");

@@ -29,7 +29,7 @@ pub fn problems(config: &ControllerConfig) -> Vec<String> {
 fn local_path_problems(config: &ControllerConfig) -> Vec<String> {
     let mut problems = Vec::new();
     for file in &config.identity_files {
-        if let Err(e) = sealops_core::keys::IdentitySet::load(file) {
+        if let Err(e) = sealops_core::keys::AgeIdentities::load(file) {
             problems.push(format!("identity_files: {e}"));
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use git2::Oid;
 use sealops_core::controller_config::RemovedOutputs;
-use sealops_core::keys::IdentitySet;
+use sealops_core::keys::AgeIdentities;
 use sealops_core::seal::EnvelopeCache;
 use sealops_core::target::Target;
 
@@ -25,7 +25,7 @@ pub struct ReconcileContext {
     pub roots: OutputRoots,
     pub node_labels: BTreeMap<String, String>,
     pub hooks: BTreeMap<String, HookSpec>,
-    pub identities: Arc<IdentitySet>,
+    pub identities: Arc<AgeIdentities>,
     pub cache: EnvelopeCache,
     pub removed_outputs: RemovedOutputs,
     /// Parsed target files by blob id, so a reconcile parses only target files that changed.

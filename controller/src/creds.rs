@@ -23,7 +23,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use sealops_core::audit::{Event, Outcome as AuditOutcome, RecordDraft};
 use sealops_core::backend::{Backend, DynamicRole, RotationTarget, StaticRole};
 use sealops_core::backend::{CredentialKind, Credentials};
-use sealops_core::keys::{IdentitySet, Recipient, open_sealed, seal_to};
+use sealops_core::keys::{AgeIdentities, Recipient, open_sealed, seal_to};
 use sealops_core::secret::SecretValue;
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -68,7 +68,7 @@ fn jitter(id: &str) -> f64 {
 pub struct Creds {
     pub store: Arc<LeaseStore>,
     own: Recipient,
-    identities: Arc<IdentitySet>,
+    identities: Arc<AgeIdentities>,
     connected: Mutex<BTreeMap<String, Arc<Connected>>>,
     /// A plan has loaded the backends (until then nothing is revoked: its driver is unknown).
     loaded: AtomicBool,
@@ -111,7 +111,7 @@ pub type Values = BTreeMap<String, SecretValue>;
 impl Creds {
     pub fn new(
         store: LeaseStore,
-        identities: Arc<IdentitySet>,
+        identities: Arc<AgeIdentities>,
         grace: Duration,
         audit: Arc<Audit>,
         status: Arc<Status>,

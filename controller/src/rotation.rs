@@ -10,7 +10,7 @@
 //! the outputs hold, still works.
 
 use sealops_core::backend::StaticRole;
-use sealops_core::keys::{IdentitySet, Recipient, open_sealed, seal_to};
+use sealops_core::keys::{AgeIdentities, Recipient, open_sealed, seal_to};
 use sealops_core::secret::SecretValue;
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +99,7 @@ pub async fn finish<D: Database>(
     db: &D,
     role: &StaticRole,
     store: &LeaseStore,
-    identities: &IdentitySet,
+    identities: &AgeIdentities,
     mut pending: PendingRotation,
     write_outputs: impl FnOnce(&SecretValue) -> Result<(), String>,
 ) -> Result<(), RotationError> {

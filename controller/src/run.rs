@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use git2::Oid;
 use sealops_core::controller_config::{AuditSink, ControllerConfig};
-use sealops_core::keys::IdentitySet;
+use sealops_core::keys::AgeIdentities;
 use sealops_core::seal::EnvelopeCache;
 use sealops_core::signing::AllowedSigners;
 use tokio::sync::Notify;
@@ -754,11 +754,11 @@ fn applied_audit_branch(source: &Source, commit: &str) -> Option<String> {
 use sealops_core::clock::now_rfc3339;
 
 /// Every identity of `config.identity_files`, each named in its error.
-fn load_identities(config: &ControllerConfig) -> anyhow::Result<IdentitySet> {
-    let mut identities = IdentitySet::new();
+fn load_identities(config: &ControllerConfig) -> anyhow::Result<AgeIdentities> {
+    let mut identities = AgeIdentities::new();
     for file in &config.identity_files {
         identities.extend(
-            IdentitySet::load(file)
+            AgeIdentities::load(file)
                 .with_context(|| format!("loading identity file {}", file.display()))?,
         );
     }
@@ -835,7 +835,7 @@ fn show_last_apply(status: &Status, state: &AppliedState) {
 /// reported, rather than stopping the controller.
 fn open_creds(
     config: &ControllerConfig,
-    identities: &Arc<IdentitySet>,
+    identities: &Arc<AgeIdentities>,
     audit: &Arc<Audit>,
     status: &Arc<Status>,
 ) -> (Option<Arc<Creds>>, Option<String>) {

@@ -13,7 +13,7 @@ use sealops_controller::dbs::{Admin, Database, Driver};
 use sealops_controller::leases::LeaseStore;
 use sealops_controller::rotation::{self, Step};
 use sealops_core::backend::Backend;
-use sealops_core::keys::{IdentitySet, generate};
+use sealops_core::keys::{AgeIdentities, generate};
 use sealops_core::secret::SecretValue;
 
 fn backend(plugin: &str, port: u16, database: &str, username: &str) -> Backend {
@@ -145,7 +145,7 @@ async fn crash_at_every_step(server: Server) {
     // trusts the admin in its password-checking database (see dbs_support).
     let db = Driver::new(backend, Admin::from_backend(backend, SecretValue::from("")));
     let (identity, text) = generate();
-    let identities = IdentitySet::parse(&text, "test identity").expect("identity");
+    let identities = AgeIdentities::parse(&text, "test identity").expect("identity");
     let own = identity.recipient().clone();
 
     for crash in [

@@ -196,11 +196,11 @@ pub enum IdentityError {
 
 /// Every identity a process holds. Opening a session picks the identity by key id.
 #[derive(Debug, Default)]
-pub struct IdentitySet {
+pub struct AgeIdentities {
     identities: Vec<Identity>,
 }
 
-impl IdentitySet {
+impl AgeIdentities {
     /// An empty set (sealing needs no identity).
     pub fn new() -> Self {
         Self::default()
@@ -243,7 +243,7 @@ impl IdentitySet {
     }
 
     /// Adds every identity of `other` (several keys may be held during key renewal).
-    pub fn extend(&mut self, other: IdentitySet) {
+    pub fn extend(&mut self, other: AgeIdentities) {
         for identity in other.identities {
             if self.find(identity.recipient.id()).is_none() {
                 self.identities.push(identity);
@@ -317,7 +317,10 @@ pub fn seal_to(recipient: &Recipient, plaintext: &crate::secret::SecretValue) ->
 }
 
 /// Opens what [`seal_to`] sealed, with whichever of `identities` it was sealed to.
-pub fn open_sealed(identities: &IdentitySet, armored: &str) -> Option<crate::secret::SecretValue> {
+pub fn open_sealed(
+    identities: &AgeIdentities,
+    armored: &str,
+) -> Option<crate::secret::SecretValue> {
     identities.iter().find_map(|identity| {
         age::decrypt(identity.age(), armored.as_bytes())
             .ok()
@@ -342,7 +345,7 @@ mod tests {
     #[test]
     fn generated_file_parses_back_to_the_same_key() {
         let (identity, text) = generate();
-        let set = IdentitySet::parse(&text, "test").expect("parses");
+        let set = AgeIdentities::parse(&text, "test").expect("parses");
         let loaded = set
             .find(identity.recipient().id())
             .expect("found by key id");
@@ -353,7 +356,7 @@ mod tests {
 
     #[test]
     fn malformed_identity_names_file_and_line() {
-        let err = IdentitySet::parse("# comment\n\nnot-a-key\n", "ids.txt").unwrap_err();
+        let err = AgeIdentities::parse("# comment\n\nnot-a-key\n", "ids.txt").unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("ids.txt:3: not an age X25519 identity")

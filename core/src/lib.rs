@@ -2,7 +2,7 @@
 //! git, audit and rotation. The `sealops` CLI and `sealops-controller` are thin binaries over it.
 //!
 //! Which API to use when:
-//! - Load keys with [`keys::IdentitySet::load`]; parse recipients with `"age1…".parse::<keys::Recipient>()`.
+//! - Load keys with [`keys::AgeIdentities::load`]; parse recipients with `"age1…".parse::<keys::Recipient>()`.
 //! - Read a manifest with [`manifest::Manifest::parse`], write it with
 //!   [`manifest::Manifest::to_yaml`] through [`fsutil::write_atomic`].
 //! - Change values with the methods in [`seal`] (`seal_values`, `reveal`, `rewrap`, …).

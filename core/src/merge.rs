@@ -213,14 +213,14 @@ pub fn merge(base: Option<&Manifest>, ours: &Manifest, theirs: &Manifest) -> Mer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{IdentitySet, generate};
+    use crate::keys::{AgeIdentities, generate};
     use crate::manifest::{Scope, SecretPath};
     use crate::seal::RecipientNames;
     use crate::secret::SecretValue;
 
-    fn setup() -> (Manifest, IdentitySet, Vec<crate::keys::Recipient>) {
+    fn setup() -> (Manifest, AgeIdentities, Vec<crate::keys::Recipient>) {
         let (identity, text) = generate();
-        let identities = IdentitySet::parse(&text, "id").expect("parses");
+        let identities = AgeIdentities::parse(&text, "id").expect("parses");
         let recipients = vec![identity.recipient().clone()];
         let mut base = Manifest::new(SecretPath::parse("apps/db").expect("valid"), Scope::Strict);
         let values = [("A", "1"), ("B", "2"), ("C", "3")]
@@ -231,7 +231,7 @@ mod tests {
             "f",
             values,
             &recipients,
-            &IdentitySet::new(),
+            &AgeIdentities::new(),
             &RecipientNames::default(),
         )
         .expect("seals");
@@ -250,7 +250,7 @@ mod tests {
             "f",
             values,
             recipients,
-            &IdentitySet::new(),
+            &AgeIdentities::new(),
             &RecipientNames::default(),
         )
         .expect("seals");

@@ -16,7 +16,7 @@ use crate::envelope::{self, EnvelopeError, SessionKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::keys::{Identity, IdentitySet, KeyId, Recipient};
+use crate::keys::{AgeIdentities, Identity, KeyId, Recipient};
 use crate::manifest::{Manifest, SecretPath, Session};
 use crate::secret::SecretValue;
 use crate::value::SealedValue;
@@ -129,7 +129,7 @@ fn new_session(
     id: &SessionId,
     key: &SessionKey,
     recipients: &[Recipient],
-    identities: &IdentitySet,
+    identities: &AgeIdentities,
 ) -> Result<Session, EnvelopeError> {
     let envelope = envelope::wrap(key, recipients)?;
     let ids: Vec<KeyId> = recipients.iter().map(|r| r.id().clone()).collect();
@@ -151,7 +151,7 @@ fn new_session(
 }
 
 /// Whether one of `identities` endorsed this session.
-fn endorsed_by_us(id: &SessionId, session: &Session, identities: &IdentitySet) -> bool {
+fn endorsed_by_us(id: &SessionId, session: &Session, identities: &AgeIdentities) -> bool {
     let Some(tag) = session
         .endorsement
         .as_deref()
@@ -244,7 +244,7 @@ impl Manifest {
         &self,
         file: &str,
         id: &SessionId,
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<SessionKey, OpenError> {
         let session = &self.sessions[id];
@@ -284,7 +284,7 @@ impl Manifest {
         cache: &'c mut SessionCache,
         file: &str,
         id: &SessionId,
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<&'c SessionKey, OpenError> {
         if !cache.0.contains_key(id) {
@@ -299,7 +299,7 @@ impl Manifest {
         &self,
         file: &str,
         key: &str,
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
         cache: &mut SessionCache,
     ) -> Result<SecretValue, OpenError> {
@@ -321,7 +321,7 @@ impl Manifest {
     pub fn reveal(
         &self,
         file: &str,
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<BTreeMap<String, SecretValue>, OpenError> {
         let mut cache = SessionCache::default();
@@ -339,7 +339,7 @@ impl Manifest {
     pub fn reveal_cached(
         &self,
         file: &str,
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
         cache: &EnvelopeCache,
     ) -> Result<BTreeMap<String, SecretValue>, OpenError> {
@@ -380,7 +380,7 @@ impl Manifest {
         file: &str,
         values: BTreeMap<String, SecretValue>,
         recipients: &[Recipient],
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<(), SealError> {
         if values.is_empty() {
@@ -406,7 +406,7 @@ impl Manifest {
         &mut self,
         file: &str,
         recipients: &[Recipient],
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<(SessionId, SessionKey), SealError> {
         if recipients.is_empty() {
@@ -464,7 +464,7 @@ impl Manifest {
         &mut self,
         file: &str,
         recipients: &[Recipient],
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<bool, SealError> {
         if recipients.is_empty() {
@@ -504,7 +504,7 @@ impl Manifest {
         &mut self,
         file: &str,
         recipients: &[Recipient],
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
         names: &RecipientNames,
     ) -> Result<(), SealError> {
         let values = self.reveal(file, identities, names)?;
@@ -533,7 +533,7 @@ impl Manifest {
         &self,
         location: Option<&SecretPath>,
         recipients: &[NamedRecipient],
-        identities: &IdentitySet,
+        identities: &AgeIdentities,
     ) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(location) = location

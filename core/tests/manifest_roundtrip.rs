@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use sealops_core::keys::{IdentitySet, generate};
+use sealops_core::keys::{AgeIdentities, generate};
 use sealops_core::manifest::{Manifest, Scope, SecretPath};
 use sealops_core::seal::RecipientNames;
 use sealops_core::secret::SecretValue;
@@ -30,7 +30,7 @@ proptest! {
         plain in proptest::collection::btree_map("[A-Z]{1,8}_P", any::<String>(), 0..4),
     ) {
         let (identity, text) = generate();
-        let identities = IdentitySet::parse(&text, "id").expect("parses");
+        let identities = AgeIdentities::parse(&text, "id").expect("parses");
         let recipients = vec![identity.recipient().clone()];
         let path = SecretPath::parse("apps/prop").expect("valid");
         let mut manifest = Manifest::new(path, Scope::Strict);
@@ -44,7 +44,7 @@ proptest! {
             .map(|(k, v)| (k.clone(), SecretValue::new(v.clone())))
             .collect();
         manifest
-            .seal_values("f", sealed.clone(), &recipients, &IdentitySet::new(), &names)
+            .seal_values("f", sealed.clone(), &recipients, &AgeIdentities::new(), &names)
             .expect("seals");
 
         let yaml = manifest.to_yaml();
@@ -77,7 +77,7 @@ fn one_value_per_line() {
             "f",
             values,
             &[identity.recipient().clone()],
-            &IdentitySet::new(),
+            &AgeIdentities::new(),
             &RecipientNames::default(),
         )
         .expect("seals");
@@ -94,7 +94,7 @@ fn one_value_per_line() {
 fn envelope_cache_opens_each_session_once() {
     use sealops_core::seal::EnvelopeCache;
     let (identity, text) = generate();
-    let identities = IdentitySet::parse(&text, "id").expect("parses");
+    let identities = AgeIdentities::parse(&text, "id").expect("parses");
     let names = RecipientNames::default();
     let seal = |path: &str| {
         let mut manifest = Manifest::new(SecretPath::parse(path).expect("valid"), Scope::Strict);
@@ -103,7 +103,7 @@ fn envelope_cache_opens_each_session_once() {
                 "f",
                 BTreeMap::from([("K".to_owned(), SecretValue::from(path))]),
                 &[identity.recipient().clone()],
-                &IdentitySet::new(),
+                &AgeIdentities::new(),
                 &names,
             )
             .expect("seals");
@@ -117,12 +117,12 @@ fn envelope_cache_opens_each_session_once() {
     assert_eq!(opened["K"], SecretValue::from("a"));
     assert_eq!(cache.len(), 1);
     let again = first
-        .reveal_cached("a", &IdentitySet::new(), &names, &cache)
+        .reveal_cached("a", &AgeIdentities::new(), &names, &cache)
         .expect("opens from the cache without an identity");
     assert_eq!(again, opened);
     assert!(
         second
-            .reveal_cached("b", &IdentitySet::new(), &names, &cache)
+            .reveal_cached("b", &AgeIdentities::new(), &names, &cache)
             .is_err(),
         "another session is not in the cache"
     );
@@ -133,13 +133,13 @@ fn envelope_cache_opens_each_session_once() {
     assert_eq!(cache.len(), 2);
     cache.new_generation();
     second
-        .reveal_cached("b", &IdentitySet::new(), &names, &cache)
+        .reveal_cached("b", &AgeIdentities::new(), &names, &cache)
         .expect("still cached");
     cache.sweep();
     assert_eq!(cache.len(), 1);
     assert!(
         first
-            .reveal_cached("a", &IdentitySet::new(), &names, &cache)
+            .reveal_cached("a", &AgeIdentities::new(), &names, &cache)
             .is_err(),
         "swept"
     );

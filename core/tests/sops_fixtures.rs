@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use sealops_core::keys::IdentitySet;
+use sealops_core::keys::AgeIdentities;
 use sealops_core::sops::{self, Document, MacCheck, SopsErrorKind, SopsFormat};
 
 use crate::fixtures;
@@ -67,17 +67,17 @@ const FILES: &[(&str, &str, SopsFormat)] = &[
     ),
 ];
 
-fn identities(root: &std::path::Path, file: &str) -> IdentitySet {
+fn identities(root: &std::path::Path, file: &str) -> AgeIdentities {
     let folder = file.split('/').next().unwrap();
     let files: &[&str] = if folder == "flux" {
         &["flux/keys/age.txt", "flux/keys/age-global.txt"]
     } else {
         &["sops-pr1031/keys-both.txt"]
     };
-    let mut set = IdentitySet::new();
+    let mut set = AgeIdentities::new();
     for f in files {
         let text = std::fs::read_to_string(root.join(f)).unwrap();
-        set.extend(IdentitySet::parse(&text, f).unwrap());
+        set.extend(AgeIdentities::parse(&text, f).unwrap());
     }
     set
 }
@@ -274,7 +274,7 @@ fn wrong_identity_is_a_clear_error() {
     let file = "flux/merge1.yaml";
     let text = std::fs::read_to_string(root.join(file)).unwrap();
     let (_, other) = sealops_core::keys::generate();
-    let set = IdentitySet::parse(&other, "other.txt").unwrap();
+    let set = AgeIdentities::parse(&other, "other.txt").unwrap();
     let err = sops::decrypt(&text, file, SopsFormat::Yaml, &set, MacCheck::Verify).unwrap_err();
     assert!(err.to_string().contains("no identity matches"), "{err}");
 }

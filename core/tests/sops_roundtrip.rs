@@ -1,14 +1,14 @@
 //! Export → import: what `sops::encrypt` writes, `sops::decrypt` opens to the same document
 //! with a verified MAC; and the flattening rule round-trips.
 
-use sealops_core::keys::{self, IdentitySet, Recipient};
+use sealops_core::keys::{self, AgeIdentities, Recipient};
 use sealops_core::sops::{self, Document, EncryptOptions, MacCheck, SopsErrorKind, SopsFormat};
 
-fn identity() -> (IdentitySet, Recipient) {
+fn identity() -> (AgeIdentities, Recipient) {
     let (identity, text) = keys::generate();
     let recipient = identity.recipient().clone();
     (
-        IdentitySet::parse(&text, "test-identity").unwrap(),
+        AgeIdentities::parse(&text, "test-identity").unwrap(),
         recipient,
     )
 }
@@ -200,7 +200,7 @@ fn age_cli_opens_the_wrapped_data_key() {
     let (identity, identity_text) = keys::generate();
     let identity_file = dir.path().join("id.txt");
     std::fs::write(&identity_file, identity_text.as_bytes()).unwrap();
-    let ids = IdentitySet::parse(&identity_text, "id").unwrap();
+    let ids = AgeIdentities::parse(&identity_text, "id").unwrap();
     let text = sops::encrypt(
         &[doc(r#"{"k": "v"}"#)],
         SopsFormat::Json,

@@ -2,21 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use sealops_core::keys::{IdentitySet, generate};
+use sealops_core::keys::{AgeIdentities, generate};
 use sealops_core::manifest::{Manifest, Scope, SecretPath};
 use sealops_core::seal::{OpenError, RecipientNames};
 use sealops_core::secret::SecretValue;
 
 struct Fixture {
-    identities: IdentitySet,
+    identities: AgeIdentities,
     recipients: Vec<sealops_core::keys::Recipient>,
 }
 
 fn fixture() -> Fixture {
     let (a, text_a) = generate();
     let (b, text_b) = generate();
-    let mut identities = IdentitySet::parse(&text_a, "a").expect("parses");
-    identities.extend(IdentitySet::parse(&text_b, "b").expect("parses"));
+    let mut identities = AgeIdentities::parse(&text_a, "a").expect("parses");
+    identities.extend(AgeIdentities::parse(&text_b, "b").expect("parses"));
     Fixture {
         identities,
         recipients: vec![a.recipient().clone(), b.recipient().clone()],
@@ -34,7 +34,7 @@ fn sealed(f: &Fixture, path: &str, values: &[(&str, &str)]) -> Manifest {
             "f",
             values,
             &f.recipients,
-            &IdentitySet::new(),
+            &AgeIdentities::new(),
             &RecipientNames::default(),
         )
         .expect("seals");

@@ -1035,7 +1035,7 @@ impl Fleet {
     /// Writes `secrets/<secret>.yaml` holding `values`, sealed in process to the repository's
     /// recipient (`prod`); replaces any manifest already there.
     pub fn write_sealed(&self, secret: &str, values: &[(&str, &str)]) {
-        use sealops_core::keys::{IdentitySet, Recipient};
+        use sealops_core::keys::{AgeIdentities, Recipient};
         use sealops_core::manifest::{Manifest, Scope, SecretPath};
         use sealops_core::seal::RecipientNames;
         use sealops_core::secret::SecretValue;
@@ -1052,7 +1052,7 @@ impl Fleet {
                     .map(|(k, v)| ((*k).to_owned(), SecretValue::from(*v)))
                     .collect(),
                 &[recipient],
-                &IdentitySet::new(),
+                &AgeIdentities::new(),
                 &RecipientNames::default(),
             )
             .expect("seals");

@@ -128,7 +128,7 @@ pub fn precommit(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     .verify(
                         Some(&location),
                         &recipients,
-                        &sealops_core::keys::IdentitySet::new(),
+                        &sealops_core::keys::AgeIdentities::new(),
                     )
                     .into_iter()
                     .map(|p| format!("{display}: {p}")),

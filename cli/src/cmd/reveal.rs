@@ -85,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: RevealArgs) -> anyhow::Result<Outcome> {
 /// Every value of a manifest, sealed ones opened, plain ones as they are.
 pub fn open(
     target: &ManifestFile,
-    identities: &sealops_core::keys::IdentitySet,
+    identities: &sealops_core::keys::AgeIdentities,
     names: &RecipientNames,
 ) -> anyhow::Result<BTreeMap<String, SecretValue>> {
     let manifest = target.read()?;

@@ -30,7 +30,7 @@ fn for_each(
         &mut sealops_core::manifest::Manifest,
         &str,
         &sealops_core::repo::Repository,
-        &sealops_core::keys::IdentitySet,
+        &sealops_core::keys::AgeIdentities,
     ) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Outcome> {
     let repo = context::repository(global)?;

@@ -189,7 +189,7 @@ impl PolicySet {
 }
 
 /// Every identity (principal: a person who signs or a service that receives secrets) of a
-/// repository's `identities/` folder. Not to be confused with [`crate::keys::IdentitySet`],
+/// repository's `identities/` folder. Not to be confused with [`crate::keys::AgeIdentities`],
 /// the age keys a process decrypts with.
 #[derive(Debug, Default)]
 pub struct Principals {

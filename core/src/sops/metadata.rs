@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::tree::{CryptRule, Entry, Node};
 use super::{DataKey, SopsErrorKind};
-use crate::keys::{IdentitySet, Recipient};
+use crate::keys::{AgeIdentities, Recipient};
 
 /// The SOPS format version sealops writes (and whose metadata layout it follows).
 pub const WRITTEN_VERSION: &str = "3.10.2";
@@ -143,7 +143,7 @@ impl Metadata {
     }
 
     /// Unwraps the data key with the first age entry one of `identities` opens.
-    pub(crate) fn data_key(&self, identities: &IdentitySet) -> Result<DataKey, SopsErrorKind> {
+    pub(crate) fn data_key(&self, identities: &AgeIdentities) -> Result<DataKey, SopsErrorKind> {
         if self.age.is_empty() {
             return Err(SopsErrorKind::NoAgeRecipients);
         }

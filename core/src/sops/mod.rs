@@ -3,7 +3,7 @@
 //!
 //! Which API to use when:
 //! - `sealops reveal FILE -o json` on a SOPS file: [`detect`] the format from the text and file
-//!   name, then [`decrypt`] with the caller's [`IdentitySet`](crate::keys::IdentitySet) and
+//!   name, then [`decrypt`] with the caller's [`AgeIdentities`](crate::keys::AgeIdentities) and
 //!   [`MacCheck::Verify`]; print [`Decrypted::to_json_pretty`] (keeps the file's key order).
 //! - `sealops import-sops`: [`decrypt`], then [`flatten`] each document into manifest keys
 //!   (`[A-Za-z0-9._-]{1,253}`) and string values; [`FlatDocument::types`] lists the
@@ -44,7 +44,7 @@ pub use flatten::{FlatDocument, FlattenError, ScalarKind, flatten, unflatten};
 pub use metadata::WRITTEN_VERSION;
 pub use value::{EncryptedValue, ValueError, ValueType};
 
-use crate::keys::{IdentitySet, Recipient};
+use crate::keys::{AgeIdentities, Recipient};
 use metadata::{AgeEntry, Metadata};
 use tree::{CryptRule, Node, Walker};
 
@@ -275,7 +275,7 @@ pub fn decrypt(
     text: &str,
     file: &str,
     format: SopsFormat,
-    identities: &IdentitySet,
+    identities: &AgeIdentities,
     mac_check: MacCheck,
 ) -> Result<Decrypted, SopsError> {
     decrypt_kind(text, format, identities, mac_check).map_err(|kind| SopsError {
@@ -287,7 +287,7 @@ pub fn decrypt(
 fn decrypt_kind(
     text: &str,
     format: SopsFormat,
-    identities: &IdentitySet,
+    identities: &AgeIdentities,
     mac_check: MacCheck,
 ) -> Result<Decrypted, SopsErrorKind> {
     let stored = read(text, format)?;
