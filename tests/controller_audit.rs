@@ -853,3 +853,50 @@ fn a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_stop_the_trail() {
     // `git grep` fails (and the helper with it) when no file of the trail names the commit.
     git(&bare, &["grep", "-l", commit.trim(), "sealops/audit"]);
 }
+
+/// A push git reports as done can still have lost its update: another writer removed the ref
+/// lock it held, or (here) a hook of the remote moves the branch back once. The controller
+/// reads the branch back before it drops records from its journal, pushes again, and raises no
+/// tamper alarm for a loss it caught itself.
+#[test]
+fn a_push_reported_done_but_not_on_the_remote_is_pushed_again() {
+    let fleet = kit::single_approver_fleet();
+    let bare = fleet.bare_remote();
+    fleet.write_remote_config(&format!("file://{}", bare.display()), "");
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+
+    let hook = bare.join("hooks/reference-transaction");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n\
+         # Once: after git committed an update of the audit branch, move it back.\n\
+         [ \"$1\" = committed ] || exit 0\n\
+         while read old new ref; do\n\
+           if [ \"$ref\" = refs/heads/sealops/audit ] && [ ! -e moved-back ]; then\n\
+             touch moved-back\n\
+             git update-ref \"$ref\" \"$old\"\n\
+           fi\n\
+         done\n",
+    )
+    .expect("hook");
+    let chmod = std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&hook)
+        .status()
+        .expect("chmod runs");
+    assert!(chmod.success());
+    kit::seal(&fleet, "apps/web/env", &[("WEB_TOKEN", "web-Token-75")]);
+    let commit = fleet.commit("another secret");
+    fleet.push_to(&bare, false);
+
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert!(bare.join("moved-back").exists(), "the hook never ran");
+    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+    // `git grep` fails (and the helper with it) when no file of the trail names the commit.
+    git(&bare, &["grep", "-l", commit.trim(), "sealops/audit"]);
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert_ne!(status["audit"]["state"], "tampered", "{status:#}");
+}

@@ -603,7 +603,7 @@ impl<'s> Publisher<'s> {
                     .output()
                     .map_err(|e| format!("cannot run git: {e}; install git"))?;
                 if out.status.success() {
-                    return Ok(Published::Done);
+                    return self.read_back(url, mirror, branch, commit);
                 }
                 let said = format!(
                     "{}{}",
@@ -626,6 +626,45 @@ impl<'s> Publisher<'s> {
                     Err(format!("git push to {url}: {}", last_line(&said)))
                 }
             }
+        }
+    }
+
+    /// A push is done only once the remote's branch is read back at the pushed commit: a
+    /// reported success can still have lost its update (another writer removed the ref lock it
+    /// held, or a hook moved the branch back), and records are dropped from the journal only
+    /// on a confirmed push. Anything else is retried on the new tip.
+    fn read_back(
+        &self,
+        url: &str,
+        mirror: &Path,
+        branch: &str,
+        commit: Oid,
+    ) -> Result<Published, String> {
+        let out = self
+            .git(mirror)?
+            .args(["ls-remote", "--heads"])
+            .arg(url)
+            .arg(format!("refs/heads/{branch}"))
+            .output()
+            .map_err(|e| format!("cannot run git: {e}; install git"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "reading {branch} back from {url}: {}",
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            ));
+        }
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let tip = listed
+            .lines()
+            .find(|l| l.ends_with(&format!("\trefs/heads/{branch}")))
+            .and_then(|l| l.split('\t').next());
+        if tip == Some(commit.to_string().as_str()) {
+            Ok(Published::Done)
+        } else {
+            Ok(Published::Rejected(format!(
+                "the push was reported done, but {branch} is at {} on the remote",
+                tip.unwrap_or("nothing")
+            )))
         }
     }
 
@@ -685,7 +724,11 @@ impl<'s> Publisher<'s> {
 /// a second: a lock much older than that, or one older than a second that was there before this
 /// process started, would refuse every update from now on.
 fn remove_stale_ref_lock(lock: &Path) {
-    let modified = std::fs::metadata(lock).and_then(|m| m.modified()).ok();
+    // The link itself, never what it points to: git makes no links, and only the lock's
+    // own age says whether a writer left it.
+    let modified = std::fs::symlink_metadata(lock)
+        .and_then(|m| m.modified())
+        .ok();
     let age = modified.and_then(|t| t.elapsed().ok());
     let inherited = modified
         .zip(STARTED.get())
@@ -693,14 +736,25 @@ fn remove_stale_ref_lock(lock: &Path) {
     let stale = age
         .is_some_and(|age| age > STALE_REF_LOCK || (inherited && age > STALE_INHERITED_REF_LOCK));
     if stale {
-        tracing::warn!(file = %lock.display(), "removing a stale ref lock");
-        let _ = std::fs::remove_file(lock);
+        match std::fs::remove_file(lock) {
+            Ok(()) => tracing::warn!(file = %lock.display(), "removed a stale ref lock"),
+            Err(e) => {
+                tracing::warn!(file = %lock.display(), error = %e, "cannot remove a stale ref lock; remove it by hand")
+            }
+        }
     }
 }
 
-/// The git directory of a remote on this machine (`file://` URL or a path), if it is one.
+/// The git directory of a remote on this machine (a `file://` URL), if it is one.
 fn local_remote_git_dir(url: &str) -> Option<PathBuf> {
-    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    let path = url.strip_prefix("file://")?;
+    let path = path.strip_prefix("localhost").unwrap_or(path);
+    // git decodes %XX in a file:// URL; a path read any other way names another directory, so
+    // such a URL's lock is left to git and to the operator.
+    if path.contains('%') {
+        return None;
+    }
+    let path = Path::new(path);
     if !path.is_absolute() {
         return None;
     }
