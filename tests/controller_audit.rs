@@ -820,12 +820,7 @@ fn a_refused_head_is_recorded_once_however_often_it_is_judged_again() {
 /// lock left from before it started once it is stale, and pushes.
 #[test]
 fn a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_stop_the_trail() {
-    let fleet = kit::single_approver_fleet();
-    let bare = fleet.bare_remote();
-    fleet.write_remote_config(&format!("file://{}", bare.display()), "");
-    let (code, status) = once(&fleet);
-    assert_eq!(code, 0, "{status:#}");
-    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+    let (fleet, bare) = applied_with_a_file_remote();
 
     let tip_before = git(&bare, &["rev-parse", "sealops/audit"]);
     let lock = bare.join("refs/heads/sealops/audit.lock");
@@ -836,9 +831,7 @@ fn a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_stop_the_trail() {
         .status()
         .expect("touch runs");
     assert!(touched.success());
-    kit::seal(&fleet, "apps/web/env", &[("WEB_TOKEN", "web-Token-75")]);
-    let commit = fleet.commit("another secret");
-    fleet.push_to(&bare, false);
+    let commit = new_secret_on(&fleet, &bare);
 
     let (code, status) = once(&fleet);
     assert_eq!(code, 0, "{status:#}");
@@ -860,11 +853,7 @@ fn a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_stop_the_trail() {
 /// tamper alarm for a loss it caught itself.
 #[test]
 fn a_push_reported_done_but_not_on_the_remote_is_pushed_again() {
-    let fleet = kit::single_approver_fleet();
-    let bare = fleet.bare_remote();
-    fleet.write_remote_config(&format!("file://{}", bare.display()), "");
-    let (code, status) = once(&fleet);
-    assert_eq!(code, 0, "{status:#}");
+    let (fleet, bare) = applied_with_a_file_remote();
 
     let hook = bare.join("hooks/reference-transaction");
     std::fs::write(
@@ -880,15 +869,9 @@ fn a_push_reported_done_but_not_on_the_remote_is_pushed_again() {
          done\n",
     )
     .expect("hook");
-    let chmod = std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&hook)
-        .status()
-        .expect("chmod runs");
-    assert!(chmod.success());
-    kit::seal(&fleet, "apps/web/env", &[("WEB_TOKEN", "web-Token-75")]);
-    let commit = fleet.commit("another secret");
-    fleet.push_to(&bare, false);
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("hook mode");
+    let commit = new_secret_on(&fleet, &bare);
 
     let (code, status) = once(&fleet);
     assert_eq!(code, 0, "{status:#}");
@@ -899,4 +882,23 @@ fn a_push_reported_done_but_not_on_the_remote_is_pushed_again() {
     let (code, status) = once(&fleet);
     assert_eq!(code, 0, "{status:#}");
     assert_ne!(status["audit"]["state"], "tampered", "{status:#}");
+}
+
+/// A fleet following a bare `file://` remote, applied once with its trail pushed.
+fn applied_with_a_file_remote() -> (Fleet, PathBuf) {
+    let fleet = kit::single_approver_fleet();
+    let bare = fleet.bare_remote();
+    fleet.write_remote_config(&format!("file://{}", bare.display()), "");
+    let (code, status) = once(&fleet);
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(status["audit"]["records_waiting"], 0, "{status:#}");
+    (fleet, bare)
+}
+
+/// Commits and pushes a new secret to `bare`; its commit id.
+fn new_secret_on(fleet: &Fleet, bare: &Path) -> String {
+    kit::seal(fleet, "apps/web/env", &[("WEB_TOKEN", "web-Token-75")]);
+    let commit = fleet.commit("another secret");
+    fleet.push_to(bare, false);
+    commit
 }
